@@ -1,0 +1,102 @@
+"""Named generators: the embedded default and CERN's 2017 weights (pinned download, never committed).
+
+``load_generator("default")`` needs nothing outside the package. ``"cern2017"`` is looked up, in order, at
+``$CALOGAN_CERN_WEIGHTS``, ``../shared/models/cern-3dgan-2017/`` beside the checkout, and the download cache
+(``$CALOGAN_CACHE`` or ``~/.cache/calogan``); :func:`fetch_cern_weights` downloads it there, checking sha256.
+Any other name is taken as a path to a weight file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from gan.weights import WeightFileError, load_weights
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = PACKAGE_DIR / "default" / "generator.h5"
+DEFAULT_REFERENCE = PACKAGE_DIR / "default" / "g4_reference.h5"
+SHARED_DIR = PACKAGE_DIR.parent.parent / "shared"
+
+CERN_FILE = "params_generator_epoch_049.hdf5"
+CERN_URL = ("https://raw.githubusercontent.com/svalleco/3Dgan/ea8fb87eb4f6e05037ab2420d587ed5cb6e7d63c/"
+            "keras/energy_gan/results/weights/veganweights/" + CERN_FILE)
+CERN_SHA256 = "01a8d7ecc2d8d9d8f3160e166c16f535d7616a5031253894f7ba277901f5891d"
+MODEL_NAMES = ("default", "cern2017")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CALOGAN_CACHE", Path.home() / ".cache" / "calogan"))
+
+
+def sha256sum(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cern_candidates() -> list[Path]:
+    env = os.environ.get("CALOGAN_CERN_WEIGHTS")
+    found = [Path(env)] if env else []
+    return found + [SHARED_DIR / "models" / "cern-3dgan-2017" / CERN_FILE, cache_dir() / CERN_FILE]
+
+
+def find_cern_weights() -> Path | None:
+    """The first existing CERN weight file with the pinned sha256, or None."""
+    for path in _cern_candidates():
+        if path.is_file():
+            if sha256sum(path) != CERN_SHA256:
+                raise WeightFileError(f"{path}: sha256 does not match the pinned CERN weights ({CERN_SHA256})")
+            return path
+    return None
+
+
+def fetch_cern_weights(timeout_s: float = 30.0) -> Path:
+    """Return the CERN weight file, downloading it into the cache if it is nowhere yet."""
+    found = find_cern_weights()
+    if found:
+        return found
+    target = cache_dir() / CERN_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".cern.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(CERN_URL, timeout=timeout_s) as response:
+            out.write(response.read())
+        if sha256sum(tmp) != CERN_SHA256:
+            raise WeightFileError(f"{CERN_URL}: downloaded file's sha256 differs from the pinned {CERN_SHA256}")
+        os.replace(tmp, target)
+    except (urllib.error.URLError, OSError) as exc:
+        raise WeightFileError(
+            f"CERN weights not found and the download failed ({exc}). Without internet, copy {CERN_FILE} "
+            f"(sha256 {CERN_SHA256}) to {target} or set CALOGAN_CERN_WEIGHTS to its path.") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def resolve_weights(model: str) -> Path:
+    """Path of the weight file for a model name ('default', 'cern2017') or a path."""
+    if model == "default":
+        return DEFAULT_WEIGHTS
+    if model == "cern2017":
+        found = find_cern_weights()
+        if found is None:
+            raise WeightFileError(f"CERN weights not found (looked at: {', '.join(map(str, _cern_candidates()))}); "
+                                  "run `python -m gan fetch-cern` to download them")
+        return found
+    return Path(model)
+
+
+def load_generator(model: str = "default"):
+    """A Keras generator with the weights of ``model`` ('default', 'cern2017' or a weight-file path)."""
+    from gan.model import build_generator
+
+    generator = build_generator()
+    load_weights(generator, resolve_weights(model))
+    return generator

@@ -1,0 +1,109 @@
+"""Weight files: the project's own format and CERN's original Keras 2.0.4 HDF5 files.
+
+Both are read by one reader: Keras 2's ``save_weights`` layout, where the root attribute ``layer_names`` lists
+groups whose ``weight_names`` attribute lists ``"<layer>/<role>:0"`` datasets. The project's files use the same
+layout plus ``calogan_format`` and ``metadata`` (JSON) root attributes, so CERN files and ours load alike into
+models built by :mod:`gan.model` on Keras 3 or tf.keras 2.15.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class WeightFileError(ValueError):
+    """A weight file that cannot be used; the message names the file and the problem."""
+
+
+def _role(variable) -> str:
+    """'kernel' from 'kernel', 'dense_1/kernel:0' or 'generator/dense_1/kernel:0'."""
+    name = getattr(variable, "path", None) or variable.name
+    return name.split("/")[-1].split(":")[0]
+
+
+def read_weight_arrays(path) -> dict[str, dict[str, np.ndarray]]:
+    """{layer name: {role: array}} from a Keras-2-layout HDF5 weight file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightFileError(f"{path}: weight file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            groups = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("layer_names", [])]
+            if not groups:
+                raise WeightFileError(f"{path}: not a Keras weight file (no 'layer_names' attribute)")
+            layers: dict[str, dict[str, np.ndarray]] = {}
+            for group in groups:
+                for wname in f[group].attrs.get("weight_names", []):
+                    wname = wname.decode() if isinstance(wname, bytes) else str(wname)
+                    layer, role = wname.split("/")[-2], wname.split("/")[-1].split(":")[0]
+                    layers.setdefault(layer, {})[role] = np.asarray(f[group][wname])
+    except OSError as exc:
+        raise WeightFileError(f"{path}: not a readable HDF5 file (truncated or corrupt): {exc}") from None
+    return layers
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata stored in a project weight file ({} for CERN files)."""
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs.get("metadata", "{}"))
+
+
+def assign_weights(model, arrays: dict[str, dict[str, np.ndarray]], source="weights") -> None:
+    """Set every weighted layer of ``model`` from ``arrays``; refuse missing layers or shape mismatches."""
+    expected = {layer.name for layer in model.layers if layer.weights}
+    missing, unused = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected)
+    if missing or unused:
+        raise WeightFileError(f"{source}: layers do not match model '{model.name}' "
+                              f"(missing: {', '.join(missing) or '-'}; unexpected: {', '.join(unused) or '-'})")
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        values = []
+        for var in layer.weights:
+            role = _role(var)
+            value = arrays[layer.name].get(role)
+            if value is None or tuple(value.shape) != tuple(var.shape):
+                got = "missing" if value is None else f"shape {value.shape}"
+                raise WeightFileError(f"{source}: {layer.name}/{role} is {got}, model needs {tuple(var.shape)}")
+            values.append(value)
+        layer.set_weights(values)
+
+
+def load_weights(model, path) -> dict:
+    """Load a CERN or project weight file into ``model``; return the file's metadata."""
+    assign_weights(model, read_weight_arrays(path), source=str(path))
+    return read_metadata(path)
+
+
+def save_weights(model, path, metadata: dict | None = None) -> Path:
+    """Write ``model``'s weights in the project format, atomically (no partial file on failure)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["calogan_format"] = FORMAT_VERSION
+            f.attrs["layer_names"] = [model.name.encode()]
+            f.attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True)
+            group = f.create_group(model.name)
+            names = []
+            for layer in model.layers:
+                for var in layer.weights:
+                    wname = f"{layer.name}/{_role(var)}:0"
+                    group.create_dataset(wname, data=np.asarray(var.numpy(), dtype=np.float32))
+                    names.append(wname.encode())
+            group.attrs["weight_names"] = names
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,6 @@
+"""Reduced-precision variants of the 3DGAN generator, one module per family, behind one interface.
+
+    from quant import registry
+    variant = registry.build("bf16", generator, make_calibration(seed=0))
+    showers = variant.generate(z, energy_gev)
+"""
