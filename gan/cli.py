@@ -13,7 +13,7 @@ from gan.weights import WeightFileError
 DEFAULT_OUT = Path("out")
 
 
-def _energy_range(text: str) -> tuple[float, float]:
+def energy_range_arg(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
@@ -80,13 +80,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")
     g.add_argument("--n", type=int, default=0, help="number of showers (default: one per reference event)")
     g.add_argument("--reference", help="Geant4 HDF5 file (default: the embedded reference sample)")
-    g.add_argument("--energy-range", type=_energy_range, help="LOW:HIGH primary energy in GeV")
+    g.add_argument("--energy-range", type=energy_range_arg, help="LOW:HIGH primary energy in GeV")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (showers.h5, physics.png)")
     g.set_defaults(func=cmd_generate)
     s = sub.add_parser("summary", help="physics summary of a shower file")
     s.add_argument("file")
-    s.add_argument("--energy-range", type=_energy_range)
+    s.add_argument("--energy-range", type=energy_range_arg)
     s.add_argument("--max-events", type=int)
     s.set_defaults(func=cmd_summary)
     t = sub.add_parser("train", help="train (or resume) a generator on Geant4 showers")

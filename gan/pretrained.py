@@ -27,6 +27,12 @@ CERN_URL = ("https://raw.githubusercontent.com/svalleco/3Dgan/ea8fb87eb4f6e05037
             "keras/energy_gan/results/weights/veganweights/" + CERN_FILE)
 CERN_SHA256 = "01a8d7ecc2d8d9d8f3160e166c16f535d7616a5031253894f7ba277901f5891d"
 MODEL_NAMES = ("default", "cern2017")
+TRAINED_ENERGY_RANGE_GEV = {"default": (10.0, 250.0), "cern2017": (100.0, 500.0)}
+
+
+def trained_energy_range(model: str) -> tuple[float, float]:
+    """Primary-energy range (GeV) a named model was trained on; the default model's for weight-file paths."""
+    return TRAINED_ENERGY_RANGE_GEV.get(model, TRAINED_ENERGY_RANGE_GEV["default"])
 
 
 def cache_dir() -> Path:

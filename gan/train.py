@@ -55,11 +55,13 @@ class Trainer:
     """Owns the networks, optimizers, checkpoint and the compiled train steps."""
 
     def __init__(self, config: TrainConfig):
+        import keras
         import tensorflow as tf
 
         from gan.model import build_discriminator, build_generator
 
         self.tf, self.config = tf, config
+        keras.utils.set_random_seed(config.seed)  # weight initialisation and dropout
         self.generator, self.discriminator = build_generator(), build_discriminator()
         self.g_opt, self.d_opt = self._optimizer(), self._optimizer()
         self.position = tf.Variable([0, 0], dtype=tf.int64, name="epoch_batch")

@@ -83,6 +83,12 @@ def load_weights(model, path) -> dict:
     return read_metadata(path)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_weights(model, path, metadata: dict | None = None) -> Path:
     """Write ``model``'s weights in the project format, atomically (no partial file on failure)."""
     path = Path(path)
@@ -102,6 +108,7 @@ def save_weights(model, path, metadata: dict | None = None) -> Path:
                     group.create_dataset(wname, data=np.asarray(var.numpy(), dtype=np.float32))
                     names.append(wname.encode())
             group.attrs["weight_names"] = names
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

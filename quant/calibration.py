@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from gan.model import LATENT_SIZE, latent_input, sample_latent
+from gan.pretrained import TRAINED_ENERGY_RANGE_GEV
 from quant.base import VariantError
 
-TRAINING_ENERGY_RANGE_GEV = (10.0, 250.0)
+TRAINING_ENERGY_RANGE_GEV = TRAINED_ENERGY_RANGE_GEV["default"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""``python -m quant``: list the reduced-precision variants, build and save one, report on it, generate showers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from gan.cli import energy_range_arg as energy_range
+from gan.data import ShowerFileError
+from gan.weights import WeightFileError
+from quant import registry
+from quant.base import VariantError, VariantUnavailable, directory_size
+from quant.calibration import TRAINING_ENERGY_RANGE_GEV
+
+ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def print_report(variant, directory) -> None:
+    print(variant.op_report().format())
+    print(f"size on disk: {directory_size(directory):,} bytes in {directory} "
+          f"(weights: {variant.size_bytes():,} bytes)")
+
+
+def cmd_list(args) -> None:
+    for name in registry.names():
+        reason = registry.unavailable_reason(name)
+        print(f"{name:<16} {registry.get(name).description}")
+        print(f"{'':<16} {'available' if reason is None else 'not available: ' + reason}")
+
+
+def _empty_target(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VariantError(f"{out}: already exists and is not an empty folder")
+
+
+def cmd_build(args) -> None:
+    """Build into a hidden temporary folder next to ``--out``, then rename it: no half-written variant."""
+    from gan.pretrained import load_generator, trained_energy_range
+    from quant.calibration import make_calibration
+
+    out = Path(args.out)
+    _empty_target(out)
+    registry.get(args.variant).check()
+    generator = load_generator(args.model)
+    variant = registry.build(args.variant, generator, make_calibration(
+        args.calibration_n, args.seed, args.calibration_energy_range or trained_energy_range(args.model)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        variant.save(tmp)
+        tmp.chmod(0o755)
+        os.replace(tmp, out)  # also replaces an empty folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"built '{args.variant}' from model '{args.model}' -> {out}")
+    print_report(variant, out)
+
+
+def cmd_report(args) -> None:
+    print_report(registry.load(args.dir), args.dir)
+
+
+def cmd_generate(args) -> None:
+    """Stream showers batch by batch into the file; (z, E) depend only on --seed, not on the variant or batch."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from gan.data import ShowerWriter
+    from gan.model import LATENT_SIZE
+
+    variant = registry.load(args.dir)
+    lo, hi = args.energy_range
+    z_rng, e_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2))
+    attrs = {"variant": variant.name, "variant_dir": str(args.dir), "seed": args.seed}
+    with ShowerWriter(args.out, generator=f"quant:{variant.name}", attrs=attrs) as writer, \
+            tqdm(total=args.n, unit="shower", desc=variant.name) as progress:
+        for start in range(0, args.n, args.batch_size):
+            k = min(args.batch_size, args.n - start)
+            z = z_rng.standard_normal((k, LATENT_SIZE), dtype=np.float32)
+            energy = e_rng.uniform(lo, hi, k).astype(np.float32)
+            writer.append(variant.generate(z, energy), energy)
+            progress.update(k)
+    print(f"{args.n} showers from '{variant.name}' ({args.dir}), {lo:g}-{hi:g} GeV -> {args.out}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m quant", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every variant, and whether it can run here").set_defaults(func=cmd_list)
+    b = sub.add_parser("build", help="build a variant from a generator and save it")
+    b.add_argument("variant")
+    b.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")
+    b.add_argument("--calibration-n", type=positive_int, default=256, help="calibration samples")
+    b.add_argument("--seed", type=int, default=0, help="calibration seed")
+    b.add_argument("--calibration-energy-range", type=energy_range,
+                   help="LOW:HIGH GeV of the calibration energies (default: the model's training range)")
+    b.add_argument("--out", required=True, help="folder to save the variant in (new or empty)")
+    b.set_defaults(func=cmd_build)
+    r = sub.add_parser("report", help="op report and size of a saved variant")
+    r.add_argument("dir")
+    r.set_defaults(func=cmd_report)
+    g = sub.add_parser("generate", help="generate showers with a saved variant into an HDF5 file")
+    g.add_argument("dir")
+    g.add_argument("--n", type=positive_int, required=True, help="number of showers")
+    g.add_argument("--out", required=True, help="shower file (.h5), written atomically")
+    g.add_argument("--batch-size", type=positive_int, default=128)
+    g.add_argument("--energy-range", type=energy_range, default=TRAINING_ENERGY_RANGE_GEV,
+                   help="LOW:HIGH primary energy in GeV, drawn uniformly (default 10:250)")
+    g.add_argument("--seed", type=int, default=1, help="seed of the latent vectors and energies")
+    g.set_defaults(func=cmd_generate)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args.func(args)
+    except ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
