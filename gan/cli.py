@@ -41,8 +41,9 @@ def cmd_generate(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data.write_showers(out / "showers.h5", showers, attrs={"generator": str(args.model), "seed": args.seed})
     print(f"{n} showers from model '{args.model}' -> {out / 'showers.h5'}\n")
-    print("GAN:\n" + physics.format_summary(physics.physics_summary(showers.ecal, showers.energy)))
-    print("\nGeant4 reference:\n" + physics.format_summary(physics.physics_summary(ref.ecal, ref.energy)))
+    print(f"physics per energy bin, {args.model} / Geant4 ({len(ref)} held-out events):")
+    print(physics.format_comparison(physics.physics_summary(showers.ecal, showers.energy),
+                                    physics.physics_summary(ref.ecal, ref.energy)))
     acc = metrics.accuracy_metric(ref.ecal, ref.energy, showers.ecal, showers.energy)
     print(f"\naccuracy metric vs Geant4 (lower is better): {acc['total']:.3f} "
           f"(moments {acc['moment_error']:.3f}, profiles {acc['profile_error']:.3f})")

@@ -85,6 +85,8 @@ def sampling_fraction(ecal, energy):
     """Sampling fraction E_cal / E_p per event, (N,) (dimensionless)."""
     ecal = _check_ecal(ecal)
     energy = _check_energy(energy, len(ecal))
+    if not np.all(energy > 0):
+        raise ValueError(f"primary energies must be > 0 GeV, got min {np.nanmin(energy) if len(energy) else 'n/a'}")
     return total_energy(ecal) / energy
 
 
@@ -281,16 +283,30 @@ _SUMMARY_COLUMNS = (  # (key, header, format)
 )
 
 
+def _summary_cell(row, key, fmt):
+    return "-" if row["count"] == 0 and key != "count" else format(row[key], fmt)
+
+
 def format_summary(rows):
     """Render physics_summary rows as a plain right-aligned text table."""
     header = ["E_p [GeV]"] + [h for _, h, _ in _SUMMARY_COLUMNS]
+    table = [header] + [[f"{r['e_low']:g}-{r['e_high']:g}"] + [_summary_cell(r, k, f) for k, _, f in _SUMMARY_COLUMNS]
+                        for r in rows]
+    return _render(table)
+
+
+def format_comparison(candidate_rows, reference_rows):
+    """Two physics_summary row lists (same bins) side by side: each cell reads 'candidate / reference'."""
+    header = ["E_p [GeV]"] + [h for _, h, _ in _SUMMARY_COLUMNS]
     table = [header]
-    for r in rows:
-        cells = [f"{r['e_low']:g}-{r['e_high']:g}"]
-        for key, _, fmt in _SUMMARY_COLUMNS:
-            empty = r["count"] == 0 and key != "count"
-            cells.append("-" if empty else format(r[key], fmt))
-        table.append(cells)
+    for c, r in zip(candidate_rows, reference_rows):
+        table.append([f"{c['e_low']:g}-{c['e_high']:g}"] + [
+            f"{_summary_cell(c, k, f)} / {_summary_cell(r, k, f)}" for k, _, f in _SUMMARY_COLUMNS])
+    return _render(table)
+
+
+def _render(table):
+    header = table[0]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in table]
     lines.insert(1, "-" * len(lines[0]))

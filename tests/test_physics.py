@@ -233,10 +233,21 @@ def test_physics_summary_on_synthetic_showers():
     assert lines[4].split()[1] == "0" and "-" in lines[4].split()[2:]
 
 
+def test_format_comparison_puts_candidate_before_reference():
+    energy = np.repeat([30.0, 75.0], 10)
+    ref = physics.physics_summary(synthetic_showers(energy), energy)
+    cand = physics.physics_summary(1.1 * synthetic_showers(energy), energy)
+    lines = physics.format_comparison(cand, ref).splitlines()
+    assert len({len(line) for line in lines}) == 1
+    cells = lines[2].split("  ")
+    assert "10 / 10" in lines[2] and f"{1.1 * ref[0]['sf_mean']:.4f} / {ref[0]['sf_mean']:.4f}" in cells
+
+
 @pytest.mark.parametrize("call", [
     lambda: physics.total_energy(np.zeros((4, 4, 4))),
     lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.ones(3)),
     lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.ones((2, 1))),
+    lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.array([1.0, 0.0])),
     lambda: physics.moments(np.zeros((1, 2, 2, 2)), order=0),
     lambda: physics.energy_bin_index(np.ones(2), [10.0]),
     lambda: physics.energy_bin_index(np.ones(2), [10.0, 5.0]),

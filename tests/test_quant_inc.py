@@ -1,0 +1,159 @@
+"""``inc-int8``: INC static INT8 of the frozen generator; close to FP32, save/load, op report from the graph."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gan import model
+from quant import registry
+from quant.base import VariantError, write_variant_file
+from quant.calibration import make_calibration
+
+NAME = "inc-int8"
+CONVS = ("conv3d_1", "conv3d_2", "conv3d_3", "conv3d_4")
+
+
+def _require_inc():
+    reason = registry.unavailable_reason(NAME)
+    if reason:
+        pytest.skip(reason)
+
+
+def _seeded_generator():
+    """Random He-init weights plus non-trivial BatchNorm statistics."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    generator = model.build_generator()
+    rng = np.random.default_rng(0)
+    for name in ("batch_normalization_1", "batch_normalization_2"):
+        layer = generator.get_layer(name)
+        c = layer.moving_mean.shape[0]
+        layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                           rng.uniform(0.5, 2.0, c)])
+    return generator
+
+
+@pytest.fixture(scope="module")
+def generator():
+    _require_inc()
+    return _seeded_generator()
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return model.sample_latent(6, seed=3), np.array([10, 40, 100, 150, 200, 250], np.float32)
+
+
+@pytest.fixture(scope="module")
+def variant(generator):
+    return registry.build(NAME, generator, make_calibration(16, seed=0))
+
+
+def test_registered_without_importing_runtimes():
+    code = ("import sys; from quant import inc; "
+            "assert not {'neural_compressor', 'tensorflow', 'keras'} & set(sys.modules), sys.modules.keys()")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    assert NAME in registry.names()
+
+
+def test_unavailable_reason_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "neural_compressor" else real(name, *a))
+    reason = registry.unavailable_reason(NAME)
+    assert reason.startswith("neural-compressor not installed: pip install neural-compressor")
+
+
+@pytest.mark.tf
+def test_frozen_graph_matches_keras(generator, inputs):
+    """The frozen graph has PadV2, not Pad: TF 2.21's oneDNN Pad+Conv3D+BiasAdd+LeakyRelu fusion is wrong."""
+    import tensorflow as tf
+
+    from quant.inc_graph import freeze, graph_function
+
+    graph_def, input_name, output_name = freeze(generator)
+    assert "Pad" not in {node.op for node in graph_def.node}
+    showers = graph_function(graph_def, input_name, output_name)(tf.constant(model.latent_input(*inputs)))
+    reference = model.generate(generator, *inputs)
+    assert np.abs(showers.numpy()[..., 0] - reference).max() <= 1e-5 * np.abs(reference).max()
+
+
+@pytest.mark.tf
+def test_showers_close_to_fp32(generator, variant, inputs):
+    showers, reference = variant.generate(*inputs), model.generate(generator, *inputs)
+    assert showers.shape == (6, 25, 25, 25) and showers.dtype == np.float32
+    assert np.all(np.isfinite(showers)) and np.all(showers >= 0)
+    # measured (int8 dense_1 only): per-shower energy within 2.4 %, total -0.8 %, cells within 14 % of the maximum
+    np.testing.assert_allclose(showers.sum(axis=(1, 2, 3)), reference.sum(axis=(1, 2, 3)), rtol=0.06)
+    assert abs(showers.sum() / reference.sum() - 1) < 0.02
+    assert np.abs(showers - reference).max() < 0.3 * reference.max()
+
+
+@pytest.mark.tf
+def test_op_report_reads_int8_dense_and_fp32_conv3d_from_the_graph(variant):
+    from quant.inc import itex_installed
+
+    if itex_installed():
+        pytest.skip("with intel-extension-for-tensorflow INC also wraps Conv3D in Q/DQ")
+    report = variant.op_report()
+    assert {row.op: row.precision for row in report.rows} == {"dense_1": "int8", **dict.fromkeys(CONVS, "fp32")}
+    assert report.source.startswith("quantized GraphDef")
+    assert all("no quantized Conv3D kernel" in row.note for row in report.rows if row.op in CONVS)
+    assert "QuantizedMatMulWithBiasAndDequantize x1" in report.notes[0]
+    assert any("~1.0x speed-up" in note for note in report.notes)
+
+
+@pytest.mark.tf
+def test_fp32_layers_stay_unquantized(generator):
+    from quant.inc import build
+
+    variant = build(generator, make_calibration(16, seed=0), fp32_layers=("dense_1",))
+    assert variant.op_report().count("int8") == 0
+    assert variant.op_report().notes[0] == "graph nodes: none quantized"
+    with pytest.raises(VariantError, match="not Dense/Conv3D layers"):
+        build(generator, make_calibration(16, seed=0), fp32_layers=("re_lu_1",))
+
+
+@pytest.mark.tf
+def test_save_load_round_trip(variant, inputs, tmp_path):
+    directory = variant.save(tmp_path / NAME)
+    loaded = registry.load(directory)
+    assert loaded.name == NAME and loaded.info == variant.info
+    np.testing.assert_array_equal(loaded.generate(*inputs), variant.generate(*inputs))
+    assert loaded.size_bytes() == variant.size_bytes() == (directory / "generator.pb").stat().st_size
+    assert variant.size_bytes() < 0.6 * 4 * 872_948  # dense_1's 627k weights in int8
+
+
+@pytest.mark.tf
+def test_bad_calibration_is_a_variant_error(generator):
+    with pytest.raises(VariantError, match="Calibration"):
+        registry.build(NAME, generator, np.zeros((4, 200), np.float32))
+
+
+def test_load_rejects_incomplete_or_unreadable_directories(tmp_path):
+    _require_inc()
+    write_variant_file(tmp_path, NAME)
+    with pytest.raises(VariantError, match="lacks generator.pb"):
+        registry.load(tmp_path)
+    (tmp_path / "generator.pb").write_bytes(b"not a graph")
+    with pytest.raises(VariantError, match="not a readable GraphDef"):
+        registry.load(tmp_path)
+
+
+@pytest.mark.tf
+@pytest.mark.shared
+@pytest.mark.slow
+def test_energy_close_to_fp32_on_cern_weights(cern_weights):
+    _require_inc()
+    from gan.pretrained import load_generator
+
+    generator = load_generator(str(cern_weights))
+    variant = registry.build(NAME, generator, make_calibration(64, seed=0, energy_range=(100, 500)))
+    z, energy = model.sample_latent(32, seed=1), np.linspace(100, 500, 32, dtype=np.float32)
+    showers, reference = variant.generate(z, energy), model.generate(generator, z, energy)
+    assert abs(showers.sum() / reference.sum() - 1) < 0.01  # measured +0.1 % (256 showers, calibration 256)
