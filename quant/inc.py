@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +31,10 @@ from quant.calibration import Calibration
 from quant.registry import VariantSpec, register
 
 NAME = "inc-int8"
-INSTALL = "pip install neural-compressor==3.10 prettytable pydantic pyyaml (no tensorflow extra: keep tensorflow-cpu)"
+REQUIRED = {  # module -> (package, how to install it); neural-compressor's "tf" extra would pull the full tensorflow
+    "tensorflow": ("tensorflow-cpu", "pip install 'tensorflow-cpu==2.21.*'"),
+    "neural_compressor": ("neural-compressor", "pip install neural-compressor==3.10 prettytable pydantic pyyaml"),
+}
 GRAPH_FILE = "generator.pb"
 BATCH_SIZE = 128  # showers per call of the graph
 CALIBRATION_BATCH = 32  # samples per calibration step (ranges do not depend on it)
@@ -48,13 +52,20 @@ QUIET_LOGGERS = ("neural_compressor", "tensorflow")
 
 def check() -> None:
     """VariantUnavailable unless neural-compressor and TensorFlow can be imported."""
-    for module, package in (("neural_compressor", "neural-compressor"), ("tensorflow", "tensorflow-cpu")):
+    for module, (package, install) in REQUIRED.items():
         if importlib.util.find_spec(module) is None:
-            raise VariantUnavailable(NAME, f"{package} not installed: {INSTALL}")
+            raise VariantUnavailable(NAME, f"{package} not installed: {install}")
 
 
 def itex_installed() -> bool:
     return importlib.util.find_spec("intel_extension_for_tensorflow") is not None
+
+
+def _inc():
+    """``neural_compressor.tensorflow``, first imported in a scratch directory (3.0.2 makes ./nc_workspace/ then)."""
+    with tempfile.TemporaryDirectory(prefix="inc-") as scratch, contextlib.chdir(scratch):
+        import neural_compressor.tensorflow as inc
+    return inc
 
 
 class _Batches:
@@ -114,30 +125,27 @@ def _calibration_capture(workspace: str):
 
 def quant_config(per_channel: bool = False, fp32_nodes=()):
     """INC's StaticQuantConfig for this variant; ``fp32_nodes`` (graph node names) are left unquantized."""
-    import re
-
-    from neural_compressor.tensorflow import StaticQuantConfig
-
-    config = StaticQuantConfig(**QUANT_CONFIG, weight_granularity=GRANULARITY[per_channel])
+    inc = _inc()
+    config = inc.StaticQuantConfig(**QUANT_CONFIG, weight_granularity=GRANULARITY[per_channel])
     for node in fp32_nodes:
-        config.set_local(re.escape(node) + "$", StaticQuantConfig(**FP32_CONFIG))
+        config.set_local(re.escape(node) + "$", inc.StaticQuantConfig(**FP32_CONFIG))
     return config
 
 
 def quantize(graph_def, inputs: np.ndarray, per_channel: bool = False, fp32_nodes=()):
     """INC static INT8 of a frozen GraphDef, calibrated on ``inputs`` (N, 200); returns the quantized GraphDef.
 
-    INC's scratch files go to a temporary workspace; INC's bf16 fallback for excluded ops is switched off (on
-    CPUs with bf16 it would otherwise run the layers kept fp32 in bfloat16).
+    INC runs in a temporary working directory (it writes scratch files relative to it; 3.0.2 even creates
+    ./nc_workspace/<time>/ on import); its bf16 fallback for excluded ops is switched off (on CPUs with bf16 it
+    would otherwise run the layers kept fp32 in bfloat16).
     """
-    from neural_compressor.tensorflow import Model, quantize_model
-    from neural_compressor.tensorflow.utils.model import TFConfig
-
-    loader = _Batches(inputs, min(CALIBRATION_BATCH, len(inputs)))
-    with (tempfile.TemporaryDirectory(prefix="inc-") as workspace, _quiet(), _calibration_capture(workspace)):
-        model = Model(graph_def, conf={"workspace_path": workspace + "/", "performance_only": False})
-        TFConfig.global_config["use_bf16"] = False
-        quantized = quantize_model(model, quant_config(per_channel, fp32_nodes), loader, calib_iteration=len(loader))
+    inc, loader = _inc(), _Batches(inputs, min(CALIBRATION_BATCH, len(inputs)))
+    config = quant_config(per_channel, fp32_nodes)  # INC sets its log level on first use: before _quiet
+    with (tempfile.TemporaryDirectory(prefix="inc-") as workspace, contextlib.chdir(workspace), _quiet(),
+          _calibration_capture(workspace)):
+        model = inc.Model(graph_def, conf={"workspace_path": workspace + "/", "performance_only": False})
+        inc.utils.model.TFConfig.global_config["use_bf16"] = False
+        quantized = inc.quantize_model(model, config, loader, calib_iteration=len(loader))
     if quantized is None:
         raise VariantError(f"{NAME}: neural-compressor returned no quantized model")
     return quantized.graph_def
@@ -170,7 +178,7 @@ class IncVariant:
         return directory
 
     def size_bytes(self) -> int:
-        """Bytes of the serialized quantized GraphDef (int8 weights where quantized, fp32 elsewhere)."""
+        """Bytes of the serialized quantized GraphDef, as saved (with ITEX, INC keeps the weights fp32 in it)."""
         return self.graph_def.ByteSize()
 
     def _fp32_reason(self, layer: str) -> str:
@@ -199,7 +207,12 @@ class IncVariant:
 
 
 def build(generator, calibration: Calibration, per_channel: bool = False, fp32_layers=()) -> IncVariant:
-    """INC static INT8 of the frozen ``generator``; ``fp32_layers`` (Keras layer names) stay unquantized."""
+    """INC static INT8 of the frozen ``generator``; ``fp32_layers`` (Keras layer names) stay unquantized.
+
+    ``per_channel`` asks for per-output-channel weight ranges. INC grants it only where its capability table for
+    the TF build allows: on stock TensorFlow MatMul is per-tensor only, so ``dense_1`` stays per-tensor there (the
+    op report shows what the graph holds).
+    """
     from quant.inc_graph import compute_nodes, freeze, weighted_layers
 
     inputs = _calibration_inputs(calibration)
@@ -219,6 +232,7 @@ def build(generator, calibration: Calibration, per_channel: bool = False, fp32_l
 def load(directory) -> IncVariant:
     """A variant saved by :meth:`IncVariant.save`."""
     import tensorflow as tf
+    from google.protobuf.message import DecodeError
 
     info = read_variant_file(directory)
     if info.get("variant") != NAME:
@@ -229,7 +243,7 @@ def load(directory) -> IncVariant:
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(path.read_bytes())
-    except Exception as exc:  # protobuf's DecodeError
+    except DecodeError as exc:
         raise VariantError(f"{path}: not a readable GraphDef ({exc})") from None
     info.pop("variant")
     return IncVariant(graph_def, info)

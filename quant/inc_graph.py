@@ -111,11 +111,11 @@ def op_precisions(graph_def, layers) -> list[OpPrecision]:
         layer = layer_of(node.name, layers)
         if not layer or not (_is_quantized(node) or node.op in COMPUTE_OPS):
             continue
-        weights = f"{_weight_granularity(node, nodes)} int8 weights"
         if _is_quantized(node):
-            rows.append(OpPrecision(layer, "int8", f"{node.op}, {weights}"))
+            rows.append(OpPrecision(layer, "int8", f"{node.op}, {_weight_granularity(node, nodes)} int8 weights"))
         elif _fed_by_dequantize(node, nodes):
-            rows.append(OpPrecision(layer, "int8", f"{node.op} between QuantizeV2/Dequantize, {weights}"))
+            rows.append(OpPrecision(layer, "int8", f"{node.op} between QuantizeV2/Dequantize, "
+                                                   f"{_weight_granularity(node, nodes)} int8 weights"))
         else:
             rows.append(OpPrecision(layer, "fp32", node.op))
     return rows

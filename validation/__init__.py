@@ -1,0 +1,1 @@
+"""Physics-tolerance validation of reduced-precision variants (pytest suite plus its data and helpers)."""
