@@ -5,6 +5,7 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy BLAS threads fight TF's on 2 cores: FPD ~30x slower
 
 
 @pytest.fixture(scope="session")

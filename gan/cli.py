@@ -29,8 +29,8 @@ def cmd_generate(args) -> None:
 
     from gan import data, metrics, physics
     from gan.model import generate, sample_latent
-    from gan.pretrained import DEFAULT_REFERENCE, load_generator
     from gan.plots import plot_comparison
+    from gan.pretrained import DEFAULT_REFERENCE, load_generator
 
     ref = data.read_showers(args.reference or DEFAULT_REFERENCE, energy_range=args.energy_range)
     n = args.n or len(ref)
@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", default="runs/default")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--learning-rate", type=float, default=5e-4)
     t.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes (resume later)")

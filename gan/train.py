@@ -26,7 +26,7 @@ class TrainConfig:
     run_dir: str = "runs/default"
     epochs: int = 30
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 5e-4
     optimizer: str = "rmsprop"  # or "adam"
     loss_weights: tuple[float, float, float] = (6.0, 0.2, 0.1)
     label_flip: float = 0.05  # fraction of discriminator real/fake labels flipped
@@ -75,7 +75,9 @@ class Trainer:
         import keras
 
         lr = self.config.learning_rate
-        return keras.optimizers.Adam(lr, beta_1=0.5) if self.config.optimizer == "adam" else keras.optimizers.RMSprop(lr)
+        if self.config.optimizer == "adam":
+            return keras.optimizers.Adam(lr, beta_1=0.5)
+        return keras.optimizers.RMSprop(lr)
 
     def _loss(self, outputs, label, energy, ecal_sum):
         tf = self.tf
@@ -97,7 +99,19 @@ class Trainer:
             loss = 0.5 * (loss_r + loss_f)
         variables = self.discriminator.trainable_variables
         self.d_opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss, 0.5 * (bce_r + bce_f)
+        return loss, tf.reduce_sum(fake) / tf.reduce_sum(real)
+
+    def match_output_scale(self, z, energy, target_sum) -> float:
+        """Rescale the last (bias-free, ReLU) convolution so generated showers start at the target summed energy.
+
+        A fresh generator's showers are ~10^4 times too energetic; RMSprop then walks the output down for many
+        steps, overshoots and kills the final ReLU (a dead generator). Starting at the right scale avoids that.
+        """
+        fake = np.asarray(self.generator(z * energy[:, None], training=True))
+        ratio = float(np.sum(target_sum) / max(float(fake.sum()), 1e-30))
+        conv = self.generator.get_layer("conv3d_4")
+        conv.set_weights([w * ratio for w in conv.get_weights()])
+        return ratio
 
     def _g_step(self, z, energy, target_sum):
         tf = self.tf
@@ -150,6 +164,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     trainer = Trainer(config)
     if trainer.manager.latest_checkpoint:
         trainer.checkpoint.restore(trainer.manager.latest_checkpoint)
+    else:
+        _match_scale(trainer, showers, sum_fit, config)
     epoch, batch0 = (int(v) for v in trainer.position.numpy())
     (run_dir / "config.json").write_text(json.dumps(asdict(config) | {"history": None}, indent=1, default=str))
     n_batches = len(showers) // config.batch_size
@@ -163,8 +179,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         for b in bar:
             brng = np.random.default_rng([config.seed, epoch, b])
             idx = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
-            d_loss, g_loss = _iteration(trainer, showers, idx, brng, sum_fit, config)
-            bar.set_postfix(d=f"{d_loss:.2f}", g=f"{g_loss:.2f}")
+            d_loss, g_loss, fake_over_real = _iteration(trainer, showers, idx, brng, sum_fit, config)
+            bar.set_postfix(d=f"{d_loss:.2f}", g=f"{g_loss:.2f}", energy_fake_over_real=f"{fake_over_real:.3f}")
             trainer.position.assign([epoch, b + 1])
             out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
             if out_of_time or time.monotonic() - last_ckpt > 60 * config.checkpoint_minutes:
@@ -184,7 +200,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
 
 def _iteration(trainer, showers, idx, rng, sum_fit, config):
-    """One discriminator step and two generator steps; returns (d_loss, g_loss)."""
+    """One discriminator step and two generator steps; returns (d_loss, g_loss, fake/real summed energy)."""
     n = len(idx)
     real = showers.ecal[idx][..., None]
     energy = showers.energy[idx] / ENERGY_SCALE_GEV
@@ -192,12 +208,21 @@ def _iteration(trainer, showers, idx, rng, sum_fit, config):
     target_sum = np.polyval(sum_fit, showers.energy[idx]).astype(np.float32)
     real_label, fake_label = _labels(rng, n, config.label_flip)
     z = rng.standard_normal((n, LATENT_SIZE), dtype=np.float32)
-    d_loss, _ = trainer.d_step(real, z, energy, real_sum, target_sum, real_label, fake_label)
+    d_loss, fake_over_real = trainer.d_step(real, z, energy, real_sum, target_sum, real_label, fake_label)
     g_losses = []
     for _ in range(2):
         z = rng.standard_normal((n, LATENT_SIZE), dtype=np.float32)
         g_losses.append(float(trainer.g_step(z, energy, target_sum)[0]))
-    return float(d_loss), float(np.mean(g_losses))
+    return float(d_loss), float(np.mean(g_losses)), float(fake_over_real)
+
+
+def _match_scale(trainer, showers, sum_fit, config):
+    rng = np.random.default_rng([config.seed, 10**6])
+    idx = rng.choice(len(showers), min(len(showers), 4 * config.batch_size), replace=False)
+    energy = showers.energy[idx]
+    z = rng.standard_normal((len(idx), LATENT_SIZE), dtype=np.float32)
+    ratio = trainer.match_output_scale(z, energy / ENERGY_SCALE_GEV, np.polyval(sum_fit, energy))
+    print(f"initial generator output rescaled by {ratio:.3g} to the Geant4 summed energy")
 
 
 def _metadata(config, epoch, batch, n_batches):
@@ -217,7 +242,8 @@ def _end_of_epoch(trainer, config, heldout, epoch, n_batches, latest):
     meta = _metadata(config, epoch, 0, n_batches) | {"accuracy_total": summary["accuracy_total"]}
     save_weights(trainer.generator, run_dir / f"generator_epoch_{epoch:03d}.h5", meta)
     save_weights(trainer.generator, latest, meta)
-    sf = ", ".join(f"{g:.4f}/{r:.4f}" for g, r in zip(summary["sampling_fraction_gan"], summary["sampling_fraction_g4"]))
+    pairs = zip(summary["sampling_fraction_gan"], summary["sampling_fraction_g4"])
+    sf = ", ".join(f"{g:.4f}/{r:.4f}" for g, r in pairs)
     print(f"epoch {epoch}: accuracy metric {summary['accuracy_total']:.3f} "
           f"(moments {summary['moment_error']:.3f}, profiles {summary['profile_error']:.3f}); "
           f"sampling fraction GAN/G4 per bin: {sf}")

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gan.model import SHOWER_SHAPE, latent_input
-from quant.base import (OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file,
-                        write_variant_file)
+from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
 from quant.calibration import Calibration
 from quant.registry import VariantSpec, register
 

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gan.model import LATENT_SIZE, SHOWER_SHAPE, latent_input
-from quant.base import (OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file,
-                        write_variant_file)
+from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
 from quant.registry import VariantSpec, register
 
 MODEL_FILE = "generator.tflite"

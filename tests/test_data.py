@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan.data import (ShowerFileError, Showers, ShowerWriter, count_showers, iter_showers,
-                      read_showers, write_showers)
+from gan.data import ShowerFileError, Showers, ShowerWriter, count_showers, iter_showers, read_showers, write_showers
 
 SMALL = (5, 5, 4)  # grid for tests where the 25^3 geometry is not the point
 SHARED_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "g4_electrons_10-250GeV.h5"
@@ -111,7 +110,8 @@ def test_other_grid_only_when_asked(tmp_path):
     showers = fake(3, cells=(6, 6, 5))
     path = tmp_path / "wide.h5"
     write_showers(path, showers, cells=(6, 6, 5))
-    with pytest.raises(ShowerFileError, match=r"wide\.h5: ECAL has shape \(3, 6, 6, 5\) but expected \(N, 25, 25, 25\)"):
+    with pytest.raises(ShowerFileError, match=r"wide\.h5: ECAL has shape \(3, 6, 6, 5\) but expected "
+                       r"\(N, 25, 25, 25\)"):
         read_showers(path)
     assert_same(read_showers(path, cells=(6, 6, 5)), showers)
     assert_same(read_showers(path, cells=None), showers)
@@ -413,7 +413,8 @@ def test_write_rejects_bad_data_without_touching_disk(tmp_path, case):
 def test_write_rejects_bad_shapes(tmp_path):
     path = tmp_path / "target.h5"
     showers = fake(4)
-    with pytest.raises(ShowerFileError, match=r"target\.h5: ECAL has shape \(4, 5, 5, 4\) but expected \(N, 25, 25, 25\)"):
+    with pytest.raises(ShowerFileError, match=r"target\.h5: ECAL has shape \(4, 5, 5, 4\) but expected "
+                       r"\(N, 25, 25, 25\)"):
         write_showers(path, showers)
     with pytest.raises(ShowerFileError, match="target.h5: ECAL has 4 events but energy has 3"):
         write_showers(path, (showers.ecal, showers.energy[:3]), cells=SMALL)

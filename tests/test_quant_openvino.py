@@ -16,24 +16,9 @@ from quant.calibration import make_calibration
 CONVS = ("conv3d_1", "conv3d_2", "conv3d_3", "conv3d_4")
 
 
-def _seeded_generator():
-    """Random He-init weights plus non-trivial BatchNorm statistics, so the BN folding is exercised."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    generator = model.build_generator()
-    rng = np.random.default_rng(0)
-    for name in ("batch_normalization_1", "batch_normalization_2"):
-        layer = generator.get_layer(name)
-        c = layer.moving_mean.shape[0]
-        layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
-                           rng.uniform(0.5, 2.0, c)])
-    return generator
-
-
 @pytest.fixture(scope="module")
-def generator():
-    return _seeded_generator()
+def generator(seeded_generator):
+    return seeded_generator
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """Expected physics failures (``validation/known_failures.toml``), each scoped to where it was measured.
 
 An entry names a variant and why it fails; its scope (all optional, all must match) narrows it to models, checks
-('paired', 'geant4'), installed package versions (PEP 440 specifiers on import names) and CPU flags.
+('paired', 'geant4'), sample sizes ('default', 'full': some failures are resolved only by --full), installed
+package versions (PEP 440 specifiers on import names) and CPU flags.
 validation/conftest.py marks the matching tests ``xfail(strict=True)``, so a fix upstream shows up as XPASS.
 """
 
@@ -18,7 +19,8 @@ from packaging.version import Version
 
 KNOWN_FAILURES_FILE = Path(__file__).with_name("known_failures.toml")
 CHECKS = ("paired", "geant4")
-_FIELDS = {"variant", "reason", "measured", "models", "checks", "packages", "cpu_flags"}
+SAMPLES = ("default", "full")
+_FIELDS = {"variant", "reason", "measured", "models", "checks", "samples", "packages", "cpu_flags"}
 
 
 @functools.cache
@@ -56,18 +58,19 @@ class KnownFailure:
     measured: str = ""
     models: tuple[str, ...] = ()  # empty: every model
     checks: tuple[str, ...] = ()  # empty: every check
+    samples: tuple[str, ...] = ()  # empty: default and --full
     packages: dict[str, str] = field(default_factory=dict)  # import name -> version specifier
     cpu_flags: tuple[str, ...] = ()  # every one must be present
 
-    def applies(self, model: str, variant: str, check: str, stack: Stack) -> bool:
+    def applies(self, model: str, variant: str, check: str, stack: Stack, sample: str = "default") -> bool:
         return (variant == self.variant and (not self.models or model in self.models)
-                and (not self.checks or check in self.checks)
+                and (not self.checks or check in self.checks) and (not self.samples or sample in self.samples)
                 and all(_version_matches(stack.version(p), spec) for p, spec in self.packages.items())
                 and set(self.cpu_flags) <= stack.cpu_flags)
 
     def scope(self) -> str:
         """e.g. 'cern2017, paired, tensorflow==2.21.*, CPU amx_bf16'."""
-        parts = [", ".join(self.models), ", ".join(self.checks)]
+        parts = [", ".join(self.models), ", ".join(self.checks), ", ".join(f"{s} samples" for s in self.samples)]
         parts += [f"{p}{s}" for p, s in self.packages.items()] + [f"CPU {f}" for f in self.cpu_flags]
         return ", ".join(p for p in parts if p) or "everywhere"
 
@@ -84,13 +87,15 @@ def _entry(raw: dict, index: int) -> KnownFailure:
     missing = {"variant", "reason"} - set(raw)
     if missing:
         raise ValueError(f"{where}: missing {sorted(missing)}")
-    bad_checks = set(raw.get("checks", ())) - set(CHECKS)
-    if bad_checks:
-        raise ValueError(f"{where}: unknown check(s) {sorted(bad_checks)} (known: {list(CHECKS)})")
+    for key, known in (("checks", CHECKS), ("samples", SAMPLES)):
+        bad = set(raw.get(key, ())) - set(known)
+        if bad:
+            raise ValueError(f"{where}: unknown {key} {sorted(bad)} (known: {list(known)})")
     for spec in raw.get("packages", {}).values():
         SpecifierSet(spec)  # InvalidSpecifier names the bad one
     return KnownFailure(raw["variant"], raw["reason"], raw.get("measured", ""), tuple(raw.get("models", ())),
-                        tuple(raw.get("checks", ())), dict(raw.get("packages", {})), tuple(raw.get("cpu_flags", ())))
+                        tuple(raw.get("checks", ())), tuple(raw.get("samples", ())), dict(raw.get("packages", {})),
+                        tuple(raw.get("cpu_flags", ())))
 
 
 def parse(text: str) -> list[KnownFailure]:
@@ -101,6 +106,6 @@ def load(path=KNOWN_FAILURES_FILE) -> list[KnownFailure]:
     return parse(Path(path).read_text())
 
 
-def find(failures, model: str, variant: str, check: str, stack: Stack) -> KnownFailure | None:
-    """The first registered failure that applies to this (model, variant, check) here, else None."""
-    return next((f for f in failures if f.applies(model, variant, check, stack)), None)
+def find(failures, model: str, variant: str, check: str, stack: Stack, sample: str = "default") -> KnownFailure | None:
+    """The first registered failure that applies to this (model, variant, check, sample size) here, else None."""
+    return next((f for f in failures if f.applies(model, variant, check, stack, sample)), None)

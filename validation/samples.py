@@ -40,8 +40,8 @@ def load_settings(full: bool = False, path=SETTINGS_FILE) -> Settings:
     data = tomllib.loads(Path(path).read_text())
     paired, geant4 = data["paired"], data["geant4"]
     return Settings(
-        models=tuple(data["models"]), geant4_models=tuple(data["geant4_models"]), seed=data["seed"], calibration_showers=data["calibration_showers"],
-        calibration_seed=data["calibration_seed"],
+        models=tuple(data["models"]), geant4_models=tuple(data["geant4_models"]), seed=data["seed"],
+        calibration_showers=data["calibration_showers"], calibration_seed=data["calibration_seed"],
         paired_showers=paired["showers_full" if full else "showers"],
         geant4_showers=None if full else geant4["showers"], held_out_tail=geant4["held_out_tail"],
         energy_edges_gev={k: tuple(v) for k, v in data["energy_edges_gev"].items()}, full=full)
