@@ -195,6 +195,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         epoch, batch0 = epoch + 1, 0
         trainer.position.assign([epoch, 0])
         trainer.manager.save()
+        last_ckpt = time.monotonic()
         _end_of_epoch(trainer, config, heldout, epoch, n_batches, latest)
     return latest
 
