@@ -109,12 +109,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def run_command(arg_parser, argv, errors) -> int:
+    """Parse ``argv`` and run the chosen command; ``errors`` become one ``error: ...`` line and exit status 2."""
+    args = arg_parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args.func(args)
-    except (ShowerFileError, WeightFileError) as exc:
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv=None) -> int:
+    return run_command(parser(), argv, (ShowerFileError, WeightFileError))

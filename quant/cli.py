@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from gan.cli import energy_range_arg as energy_range
+from gan.cli import run_command
 from gan.data import ShowerFileError
 from gan.weights import WeightFileError
 from quant import registry
@@ -126,11 +126,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        args.func(args)
-    except ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(parser(), argv, ERRORS)
