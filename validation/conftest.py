@@ -101,13 +101,8 @@ def paired_inputs(settings):
     """model -> the shared seeded inputs of the paired checks (energies uniform over the trained range)."""
     from gan.pretrained import trained_energy_range
 
-    cache = {}
-
-    def get(model: str):
-        if model not in cache:
-            cache[model] = uniform_inputs("paired", settings.paired_showers, trained_energy_range(model), settings.seed)
-        return cache[model]
-    return get
+    return functools.cache(
+        lambda model: uniform_inputs("paired", settings.paired_showers, trained_energy_range(model), settings.seed))
 
 
 @pytest.fixture
