@@ -1,0 +1,103 @@
+"""The physics objective that accuracy-driven tuning (INC, NNCF, the layer-wise sweep) optimises.
+
+A candidate generator is scored on seeded inputs against the FP32 generator's own showers for the same inputs:
+every paired observable of :func:`gan.paired.paired_shifts` per energy bin, divided by its tolerance from
+``validation/tolerances.toml``. The worst of these ratios says how far the candidate is from failing validation
+(<= 1: it would pass). ``score = 1 / (1 + worst ratio)`` is the higher-is-better form tuners want: 1 for FP32
+itself, :data:`ACCEPT_SCORE` (0.5) exactly at the tolerance, so "tolerable loss 0.5, absolute" means "inside the
+tolerance table". The paper's accuracy metric (moment + profile error vs the FP32 output) is reported alongside.
+
+Tolerances differ per model; a builder sees only weights, so the default is the strictest tolerance of each
+observable over the models in the table (pass ``tolerances=`` for one model's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from gan import metrics, paired
+
+ACCEPT_SCORE = 0.5  # score at a worst tolerance ratio of exactly 1
+# Paired observables left out of the objective: the hottest-cell flip rate has no resolution of its own (its
+# tolerance cannot fail, see tolerances.toml) and the cell spectrum's tolerance depends on the sample size.
+EXCLUDED = ("position_of_maximum_changed", "cell_energy_spectrum")
+DEFAULT_SHOWERS = 128
+DEFAULT_SEED = 4242
+
+
+def strictest_tolerances(table: dict | None = None) -> dict[str, float]:
+    """Observable -> smallest paired tolerance over every model measured in the tolerance table."""
+    from validation import tolerances
+
+    table = tolerances.load() if table is None else table
+    models = sorted(table.get("measured", {}))
+    if not models:
+        raise KeyError("the tolerance table has no measured models")
+    per_model = [tolerances.paired_tolerances(table, model, "") for model in models]
+    return {name: min(t[name] for t in per_model) for name in per_model[0] if name not in EXCLUDED}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How far a candidate's showers are from the FP32 showers, in tolerance units."""
+
+    score: float  # 1 / (1 + worst_ratio): 1 = FP32, >= ACCEPT_SCORE = inside tolerance
+    worst_ratio: float  # max over observables and energy bins of |shift| / tolerance
+    worst: str  # which observable and bin, e.g. "total_energy_mean at 100-150 GeV: +3.1% (ratio 2.4)"
+    accuracy_metric: float  # the paper's moment + profile error against the FP32 showers
+
+    @property
+    def accepted(self) -> bool:
+        return self.score >= ACCEPT_SCORE
+
+
+def _ratio_row(row: dict, tolerances: dict[str, float]) -> tuple[float, str]:
+    ratio = abs(row["shift"]) / tolerances[row["observable"]]
+    ratio = math.inf if math.isnan(ratio) else ratio
+    where = "" if row.get("index") is None else f" (slice {row['index']})"
+    return ratio, (f"{row['observable']}{where} at {row['e_low']:g}-{row['e_high']:g} GeV: "
+                   f"shift {row['shift']:+.4g} (ratio {ratio:.2f})")
+
+
+@dataclass
+class PhysicsObjective:
+    """Seeded inputs, the FP32 showers for them, and the tolerances; scores candidate showers or generators."""
+
+    z: np.ndarray
+    energy: np.ndarray  # GeV
+    fp32_showers: np.ndarray
+    edges: np.ndarray
+    tolerances: dict[str, float] = field(default_factory=strictest_tolerances)
+
+    @classmethod
+    def for_generator(cls, fp32_generate: Callable, energy_range, n: int = DEFAULT_SHOWERS,
+                      seed: int = DEFAULT_SEED, bins: int = 4, tolerances: dict | None = None) -> PhysicsObjective:
+        """``n`` seeded inputs uniform in ``energy_range`` (GeV, split into ``bins`` bins) and the showers
+        ``fp32_generate(z, energy)`` makes of them."""
+        from gan.model import LATENT_SIZE
+
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, LATENT_SIZE), dtype=np.float32)
+        energy = rng.uniform(*energy_range, n).astype(np.float32)
+        edges = np.linspace(*energy_range, bins + 1)
+        kwargs = {} if tolerances is None else {"tolerances": dict(tolerances)}
+        return cls(z, energy, np.asarray(fp32_generate(z, energy)), edges, **kwargs)
+
+    def evaluate(self, showers: np.ndarray) -> Evaluation:
+        rows = [r for r in paired.paired_shifts(self.fp32_showers, showers, self.energy, self.edges)
+                if r["observable"] in self.tolerances]
+        ratio, worst = max((_ratio_row(r, self.tolerances) for r in rows), key=lambda x: x[0])
+        try:
+            accuracy = metrics.accuracy_metric(self.fp32_showers, self.energy, showers, self.energy,
+                                               self.edges)["total"]
+        except ValueError:
+            accuracy = math.inf
+        return Evaluation(1.0 / (1.0 + ratio), ratio, worst, float(accuracy))
+
+    def evaluate_generator(self, generate: Callable) -> Evaluation:
+        """Score ``generate(z, energy) -> showers`` (a variant's ``generate``) on the objective's inputs."""
+        return self.evaluate(np.asarray(generate(self.z, self.energy)))
