@@ -1,0 +1,73 @@
+"""quant.objective: candidate showers scored against FP32 showers in tolerance units (numpy only)."""
+
+import numpy as np
+import pytest
+
+from quant.objective import ACCEPT_SCORE, EXCLUDED, PhysicsObjective, strictest_tolerances
+from tests.synthetic import synthetic_showers
+
+TOLERANCES = {"total_energy_mean": 0.05, "total_energy_std": 0.5, "longitudinal_profile": 0.1,
+              "transverse_profile_x": 0.1, "transverse_profile_y": 0.1, "centroid_x": 0.5, "centroid_y": 0.5,
+              "centroid_z": 0.5, "second_moment_x": 0.2, "second_moment_y": 0.2, "second_moment_z": 0.2,
+              "hits_mean": 0.2}
+
+
+@pytest.fixture(scope="module")
+def objective():
+    energy = np.linspace(20, 240, 80).astype(np.float32)
+    showers = synthetic_showers(energy, seed=3)
+    return PhysicsObjective(np.zeros((80, 200), np.float32), energy, showers, np.array([10.0, 130.0, 250.0]),
+                            TOLERANCES)
+
+
+def test_fp32_itself_scores_one(objective):
+    result = objective.evaluate(objective.fp32_showers)
+    assert (result.score, result.worst_ratio, result.accuracy_metric) == (1.0, 0.0, 0.0)
+    assert result.accepted
+
+
+@pytest.mark.parametrize("scale, accepted", [(1.02, True), (1.049, True), (1.10, False), (0.5, False)])
+def test_energy_scale_is_judged_against_its_tolerance(objective, scale, accepted):
+    result = objective.evaluate(objective.fp32_showers * scale)
+    assert result.worst_ratio == pytest.approx(abs(scale - 1) / TOLERANCES["total_energy_mean"], rel=1e-3)
+    assert result.accepted is accepted
+    assert result.score == pytest.approx(1 / (1 + result.worst_ratio))
+    assert "total_energy_mean" in result.worst
+
+
+def test_score_is_accept_score_exactly_at_tolerance(objective):
+    assert 1 / (1 + 1.0) == ACCEPT_SCORE
+
+
+def test_empty_showers_are_worst(objective):
+    result = objective.evaluate(np.zeros_like(objective.fp32_showers))
+    assert not result.accepted and result.score < 0.1
+
+
+def test_for_generator_is_seeded():
+    calls = []
+
+    def generate(z, energy):
+        calls.append((z, energy))
+        return synthetic_showers(energy, seed=1)
+
+    a = PhysicsObjective.for_generator(generate, (10, 250), n=16, seed=5, tolerances=TOLERANCES)
+    b = PhysicsObjective.for_generator(generate, (10, 250), n=16, seed=5, tolerances=TOLERANCES)
+    np.testing.assert_array_equal(a.z, b.z)
+    np.testing.assert_array_equal(a.energy, b.energy)
+    assert a.energy.min() >= 10 and a.energy.max() <= 250 and len(a.edges) == 5
+
+
+def test_strictest_tolerances_take_the_minimum_over_models():
+    table = {"measured": {"m1": {}, "m2": {}},
+             "paired": {"m1": {"total_energy_mean": {"floor": 0.01, "tolerance": 0.03},
+                               "hits_mean": {"floor": 0.1, "tolerance": 0.3}},
+                       "m2": {"total_energy_mean": {"floor": 0.02, "tolerance": 0.06},
+                               "hits_mean": {"floor": 0.05, "tolerance": 0.15}}}}
+    assert strictest_tolerances(table) == {"total_energy_mean": 0.03, "hits_mean": 0.15}
+
+
+def test_strictest_tolerances_of_the_real_table_exclude_the_unresolved_observables():
+    tolerances = strictest_tolerances()
+    assert not set(EXCLUDED) & set(tolerances)
+    assert tolerances["total_energy_mean"] > 0
