@@ -62,8 +62,8 @@ def test_strictest_tolerances_take_the_minimum_over_models():
     table = {"measured": {"m1": {}, "m2": {}},
              "paired": {"m1": {"total_energy_mean": {"floor": 0.01, "tolerance": 0.03},
                                "hits_mean": {"floor": 0.1, "tolerance": 0.3}},
-                       "m2": {"total_energy_mean": {"floor": 0.02, "tolerance": 0.06},
-                               "hits_mean": {"floor": 0.05, "tolerance": 0.15}}}}
+                        "m2": {"total_energy_mean": {"floor": 0.02, "tolerance": 0.06},
+                                "hits_mean": {"floor": 0.05, "tolerance": 0.15}}}}
     assert strictest_tolerances(table) == {"total_energy_mean": 0.03, "hits_mean": 0.15}
 
 
