@@ -12,11 +12,12 @@ from gan.cli import energy_range_arg as energy_range
 from gan.cli import run_command
 from gan.data import ShowerFileError
 from gan.weights import WeightFileError
-from quant import registry
+from quant import registry, sensitivity
 from quant.base import VariantError, VariantUnavailable, directory_size
 from quant.calibration import TRAINING_ENERGY_RANGE_GEV
 
 ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError)
+SWEEP = sensitivity.SweepSettings()  # the defaults of `sensitivity` (shared with the auto-mixed build's cache)
 
 
 def positive_int(text: str) -> int:
@@ -97,6 +98,34 @@ def cmd_generate(args) -> None:
     print(f"{args.n} showers from '{variant.name}' ({args.dir}), {lo:g}-{hi:g} GeV -> {args.out}")
 
 
+def cmd_sensitivity(args) -> None:
+    """Solo and reverse per-layer sweep (cached), printed and written as markdown, JSON and PNG under --out."""
+    from gan.pretrained import load_generator, trained_energy_range
+    from quant.calibration import make_calibration
+
+    settings = sensitivity.SweepSettings(args.showers, args.seed, args.bins, args.pairs, args.speed_batch,
+                                         args.batchnorm)
+    sensitivity.get_runtime(args.runtime)  # a runtime without per-layer control fails before loading anything
+    generator = load_generator(args.model)
+    calibration = make_calibration(args.calibration_n, args.calibration_seed, trained_energy_range(args.model))
+    sweep = sensitivity.run_sweep(generator, calibration, args.precision, args.runtime, model=args.model,
+                                  settings=settings, reverse=not args.no_reverse, cache_dir=args.cache,
+                                  refresh=args.refresh)
+    sections = []
+    if args.auto_mixed or args.compare:
+        from quant import auto_mixed
+
+        choice = auto_mixed.select(generator, calibration, settings=settings, cache_dir=args.cache)
+        sections.append("auto-mixed choice\n\n" + "\n".join(f"- {line}" for line in auto_mixed.describe(choice)))
+        if args.compare:
+            sections.append(auto_mixed.format_comparison(auto_mixed.compare(
+                generator, calibration, settings=settings, cache_dir=args.cache)))
+    paths = sensitivity.write_report(sweep, args.out, f"{Path(args.model).stem}-{sweep.runtime}-{args.precision}",
+                                     sections)
+    print(paths[0].read_text())
+    print("wrote " + ", ".join(map(str, paths)))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,6 +151,27 @@ def parser() -> argparse.ArgumentParser:
                    help="LOW:HIGH primary energy in GeV, drawn uniformly (default 10:250)")
     g.add_argument("--seed", type=int, default=1, help="seed of the latent vectors and energies")
     g.set_defaults(func=cmd_generate)
+    s = sub.add_parser("sensitivity", help="per-layer precision sweep: which layer breaks the physics (cached)")
+    s.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")
+    s.add_argument("--precision", choices=("int8", "bf16"), default="int8", help="target precision")
+    s.add_argument("--runtime", default="openvino", help="runtime with per-layer control: openvino or keras")
+    s.add_argument("--out", default="out/sensitivity", help="folder for the table (md, json) and the figure")
+    s.add_argument("--showers", type=positive_int, default=SWEEP.showers, help="paired showers for the physics")
+    s.add_argument("--bins", type=positive_int, default=SWEEP.bins, help="energy bins over the trained range")
+    s.add_argument("--pairs", type=positive_int, default=SWEEP.pairs, help="timing pairs per assignment")
+    s.add_argument("--speed-batch", type=positive_int, default=SWEEP.speed_batch, help="showers per timed call")
+    s.add_argument("--seed", type=int, default=SWEEP.seed, help="seed of the latent vectors and energies")
+    s.add_argument("--calibration-n", type=positive_int, default=sensitivity.CALIBRATION_N,
+                   help="calibration samples (as the validation suite)")
+    s.add_argument("--calibration-seed", type=int, default=sensitivity.CALIBRATION_SEED)
+    s.add_argument("--batchnorm", action="store_true", help="also sweep BatchNormalization layers (keras only)")
+    s.add_argument("--no-reverse", action="store_true", help="skip the reverse sweep (all reduced but one)")
+    s.add_argument("--cache", help="cache folder (default $CALOGAN_CACHE/sensitivity)")
+    s.add_argument("--refresh", action="store_true", help="measure again even if cached")
+    s.add_argument("--auto-mixed", action="store_true", help="also choose (and verify) the auto-mixed assignment")
+    s.add_argument("--compare", action="store_true",
+                   help="also compare auto-mixed with int8+bf16 and INC/NNCF accuracy-driven tuning")
+    s.set_defaults(func=cmd_sensitivity)
     return p
 
 

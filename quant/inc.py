@@ -10,12 +10,18 @@ Conv3D kernel, so the four convolutions stay fp32 and the speed-up is ~1.0x. Onl
 intel-extension-for-tensorflow (the legacy ``itex`` stack) does INC wrap Conv3D in QuantizeV2/Dequantize pairs that
 ITEX fuses into int8 convolutions. :meth:`IncVariant.op_report` reads this from the quantized graph's nodes, not
 from INC's printed statistics table (which reports "Conv3D INT8 0" even where ITEX runs them in int8).
-Saved as the quantized GraphDef (:data:`GRAPH_FILE`) plus ``variant.json``.
+Saved as the quantized GraphDef (:data:`GRAPH_FILE`) plus ``variant.json``. ``inc-int8-tuned``
+(:mod:`quant.inc_tuned`) lets INC's accuracy-driven tuning choose the int8 layers.
+
+``inc-int8-bf16`` (ITEX only): the same INT8 with the layers unsafe in int8 (:data:`FP32_HEAD`) in bfloat16 instead
+of fp32. INC 3.0.2 skips its own bf16 pass under the ITEX backend (``use_bf16`` has no effect there), so its
+``BF16Convert`` graph rewriter is applied to those Conv3D nodes after quantization; ITEX runs them on AMX-BF16.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import logging
 import re
@@ -31,6 +37,7 @@ from quant.calibration import Calibration
 from quant.registry import VariantSpec, register
 
 NAME = "inc-int8"
+MIXED_NAME = "inc-int8-bf16"
 REQUIRED = {  # module -> (package, how to install it); neural-compressor's "tf" extra would pull the full tensorflow
     "tensorflow": ("tensorflow-cpu", "pip install 'tensorflow-cpu==2.21.*'"),
     "neural_compressor": ("neural-compressor", "pip install neural-compressor==3.10 prettytable pydantic pyyaml"),
@@ -44,17 +51,29 @@ GRANULARITY = {False: "per_tensor", True: "per_channel"}
 FP32_CONFIG = {"weight_dtype": "fp32", "act_dtype": "fp32"}
 SOURCE = "quantized GraphDef (node types per layer), not INC's statistics table"
 NO_INT8_CONV3D = "stock TensorFlow has no quantized Conv3D kernel, INC leaves it fp32"
-# Kept fp32 by build(..., fp32_layers=FP32_HEAD) where INC does reach Conv3D (ITEX): with CERN's weights int8 in
-# conv3d_3 / conv3d_4 inflates the shower energy 2.5-20x, conv3d_1 + conv3d_2 int8 stays within a few %.
+# Kept out of int8 by build(..., fp32_layers=FP32_HEAD) where INC does reach Conv3D (ITEX): with CERN's weights
+# int8 in conv3d_3 / conv3d_4 inflates the shower energy 2.5-20x; with conv3d_1 + conv3d_2 int8 the energy stays
+# within a few %, though the transverse width is off (inc-int8-tuned's physics objective then rejects conv3d_2).
 FP32_HEAD = ("conv3d_3", "conv3d_4")
+NEEDS_ITEX = "needs the itex environment: tox -e itex (intel-extension-for-tensorflow runs INC's int8 Conv3D)"
 QUIET_LOGGERS = ("neural_compressor", "tensorflow")
 
 
-def check() -> None:
+def check(name: str = NAME) -> None:
     """VariantUnavailable unless neural-compressor and TensorFlow can be imported."""
     for module, (package, install) in REQUIRED.items():
         if importlib.util.find_spec(module) is None:
-            raise VariantUnavailable(NAME, f"{package} not installed: {install}")
+            raise VariantUnavailable(name, f"{package} not installed: {install}")
+
+
+def check_mixed() -> None:
+    """``inc-int8-bf16`` needs INC, ITEX (else no Conv3D is int8 and the mix is moot) and bf16 instructions."""
+    from quant.cpu import BF16_FLAGS, require_any
+
+    check(MIXED_NAME)
+    if not itex_installed():
+        raise VariantUnavailable(MIXED_NAME, NEEDS_ITEX)
+    require_any(MIXED_NAME, BF16_FLAGS, "bf16 instructions")
 
 
 def itex_installed() -> bool:
@@ -132,34 +151,78 @@ def quant_config(per_channel: bool = False, fp32_nodes=()):
     return config
 
 
-def quantize(graph_def, inputs: np.ndarray, per_channel: bool = False, fp32_nodes=()):
-    """INC static INT8 of a frozen GraphDef, calibrated on ``inputs`` (N, 200); returns the quantized GraphDef.
+def calibration_loader(inputs: np.ndarray) -> _Batches:
+    return _Batches(inputs, min(CALIBRATION_BATCH, len(inputs)))
+
+
+@contextlib.contextmanager
+def _keep_global_config(tf_config):
+    """INC resets its global config after every quantization (backend 'itex' -> 'default', ``use_bf16`` -> True),
+    so the second trial of an ``autotune`` would quantize for another backend: keep the current one instead."""
+    kept = copy.deepcopy(tf_config.global_config)
+    tf_config.reset_global_config = lambda: setattr(tf_config, "global_config", copy.deepcopy(kept))
+    try:
+        yield
+    finally:
+        del tf_config.reset_global_config
+        tf_config.reset_global_config()
+
+
+@contextlib.contextmanager
+def inc_session(graph_def):
+    """INC's model of ``graph_def``, for ``quantize_model`` / ``autotune`` calls inside the ``with`` block.
 
     INC runs in a temporary working directory (it writes scratch files relative to it; 3.0.2 even creates
-    ./nc_workspace/<time>/ on import); its bf16 fallback for excluded ops is switched off (on CPUs with bf16 it
-    would otherwise run the layers kept fp32 in bfloat16).
+    ./nc_workspace/<time>/ on import); its bf16 fallback for excluded ops is switched off (on stock TF with a bf16
+    CPU it would otherwise run the layers kept fp32 in bfloat16; under ITEX 3.0.2 ignores it anyway).
     """
-    inc, loader = _inc(), _Batches(inputs, min(CALIBRATION_BATCH, len(inputs)))
-    config = quant_config(per_channel, fp32_nodes)  # INC sets its log level on first use: before _quiet
+    inc = _inc()
+    tf_config = inc.utils.model.TFConfig
     with (tempfile.TemporaryDirectory(prefix="inc-") as workspace, contextlib.chdir(workspace), _quiet(),
           _calibration_capture(workspace)):
         model = inc.Model(graph_def, conf={"workspace_path": workspace + "/", "performance_only": False})
-        inc.utils.model.TFConfig.global_config["use_bf16"] = False
+        tf_config.global_config["use_bf16"] = False
+        with _keep_global_config(tf_config):
+            yield model
+
+
+def quantize(graph_def, inputs: np.ndarray, per_channel: bool = False, fp32_nodes=(), bf16_nodes=()):
+    """INC static INT8 of a frozen GraphDef, calibrated on ``inputs`` (N, 200); returns the quantized GraphDef.
+
+    ``fp32_nodes`` and ``bf16_nodes`` stay out of int8; ``bf16_nodes`` are then converted to bfloat16
+    (:func:`to_bf16`).
+    """
+    inc, loader = _inc(), calibration_loader(inputs)
+    config = quant_config(per_channel, sorted(set(fp32_nodes) | set(bf16_nodes)))  # INC sets its log level here
+    with inc_session(graph_def) as model:
         quantized = inc.quantize_model(model, config, loader, calib_iteration=len(loader))
     if quantized is None:
         raise VariantError(f"{NAME}: neural-compressor returned no quantized model")
-    return quantized.graph_def
+    return to_bf16(quantized.graph_def, bf16_nodes) if bf16_nodes else quantized.graph_def
+
+
+def to_bf16(graph_def, nodes):
+    """``graph_def`` with ``nodes`` (fp32 compute nodes) in bfloat16, by INC's own ``BF16Convert`` rewriter.
+
+    INC applies it itself only without ITEX (and only with ``use_bf16``); its ITEX path returns before it. Inputs
+    are cast to bf16 and outputs back to fp32; weights become bf16 constants.
+    """
+    from neural_compressor.tensorflow.quantization.utils.graph_rewriter.bf16.bf16_convert import BF16Convert
+
+    missing = set(nodes) - {node.name for node in graph_def.node}
+    if missing:
+        raise VariantError(f"{MIXED_NAME}: nodes {sorted(missing)} are not in the quantized graph")
+    with _quiet():
+        return BF16Convert(graph_def, [], list(nodes)).do_transformation()
 
 
 class IncVariant:
     """A quantized GraphDef run as one pruned TF function."""
 
-    name = NAME
-
-    def __init__(self, graph_def, info: dict):
+    def __init__(self, graph_def, info: dict, name: str = NAME):
         from quant.inc_graph import graph_function
 
-        self.graph_def, self.info = graph_def, dict(info)
+        self.graph_def, self.info, self.name = graph_def, dict(info), name
         self._run = graph_function(graph_def, info["input"], info["output"])
 
     def generate(self, z: np.ndarray, energy_gev: np.ndarray) -> np.ndarray:
@@ -186,6 +249,13 @@ class IncVariant:
             return "kept fp32 on request"
         return "INC left it fp32" if itex_installed() else NO_INT8_CONV3D
 
+    def _notes(self) -> list[str]:
+        """Extra op-report notes (subclasses add theirs)."""
+        if self.info.get("bf16_layers"):
+            return [f"{', '.join(self.info['bf16_layers'])} kept out of int8 and converted to bfloat16 by INC's "
+                    "BF16Convert (INC 3.0.2 skips its bf16 pass under ITEX); ONEDNN_VERBOSE=1 shows AMX bf16 convs"]
+        return []
+
     def op_report(self) -> OpReport:
         """Each Dense/Conv3D layer with the precision its node(s) in the quantized graph compute in."""
         from quant.inc_graph import has_bfloat16, node_counts, op_precisions
@@ -201,53 +271,75 @@ class IncVariant:
         elif any(NO_INT8_CONV3D in row.note for row in rows):
             notes.append("Conv3D int8 needs intel-extension-for-tensorflow, so on stock TensorFlow only the dense "
                          "layer is int8: ~1.0x speed-up")
-        if has_bfloat16(self.graph_def):
+        if has_bfloat16(self.graph_def) and not any(row.precision == "bf16" for row in rows):
             notes.append("the graph also has bfloat16 nodes")
-        return OpReport(self.name, rows, SOURCE, notes)
+        return OpReport(self.name, rows, SOURCE, notes + self._notes())
 
 
-def build(generator, calibration: Calibration, per_channel: bool = False, fp32_layers=()) -> IncVariant:
-    """INC static INT8 of the frozen ``generator``; ``fp32_layers`` (Keras layer names) stay unquantized.
+def frozen_layers(generator, *layer_sets):
+    """(GraphDef, input, output, layers, layer -> compute node names) of the frozen ``generator``; every name in
+    ``layer_sets`` must be one of its Dense/Conv3D layers."""
+    from quant.inc_graph import compute_nodes, freeze, weighted_layers
+
+    layers = weighted_layers(generator)
+    unknown = set().union(*layer_sets) - set(layers)
+    if unknown:
+        raise VariantError(f"fp32_layers {sorted(unknown)} are not Dense/Conv3D layers of the generator ({layers})")
+    graph_def, input_name, output_name = freeze(generator)
+    return graph_def, input_name, output_name, layers, compute_nodes(graph_def, layers)
+
+
+def build(generator, calibration: Calibration, per_channel: bool = False, fp32_layers=(), bf16_layers=(),
+          name: str = NAME) -> IncVariant:
+    """INC static INT8 of the frozen ``generator``; ``fp32_layers`` (Keras layer names) stay unquantized,
+    ``bf16_layers`` too and run in bfloat16 instead.
 
     ``per_channel`` asks for per-output-channel weight ranges. INC grants it only where its capability table for
     the TF build allows: on stock TensorFlow MatMul is per-tensor only, so ``dense_1`` stays per-tensor there (the
     op report shows what the graph holds).
     """
-    from quant.inc_graph import compute_nodes, freeze, weighted_layers
-
     inputs = _calibration_inputs(calibration)
-    layers = weighted_layers(generator)
-    unknown = set(fp32_layers) - set(layers)
-    if unknown:
-        raise VariantError(f"fp32_layers {sorted(unknown)} are not Dense/Conv3D layers of the generator ({layers})")
-    graph_def, input_name, output_name = freeze(generator)
-    nodes = compute_nodes(graph_def, layers)
+    graph_def, input_name, output_name, layers, nodes = frozen_layers(generator, fp32_layers, bf16_layers)
     fp32_nodes = [node for layer in fp32_layers for node in nodes.get(layer, [])]
-    quantized = quantize(graph_def, inputs, per_channel, fp32_nodes)
+    bf16_nodes = [node for layer in bf16_layers for node in nodes.get(layer, [])]
+    quantized = quantize(graph_def, inputs, per_channel, fp32_nodes, bf16_nodes)
     info = {"input": input_name, "output": output_name, "layers": layers, "calibration_samples": len(inputs),
             "weight_granularity": GRANULARITY[per_channel], "fp32_layers": list(fp32_layers)}
-    return IncVariant(quantized, info)
+    if bf16_layers:
+        info["bf16_layers"] = list(bf16_layers)
+    return IncVariant(quantized, info, name)
 
 
-def load(directory) -> IncVariant:
+def build_mixed(generator, calibration: Calibration) -> IncVariant:
+    """``inc-int8-bf16``: INT8 with :data:`FP32_HEAD` in bfloat16 (ITEX only, see :func:`check_mixed`)."""
+    return build(generator, calibration, bf16_layers=FP32_HEAD, name=MIXED_NAME)
+
+
+def load(directory, name: str = NAME, variant_class=IncVariant) -> IncVariant:
     """A variant saved by :meth:`IncVariant.save`."""
     import tensorflow as tf
     from google.protobuf.message import DecodeError
 
     info = read_variant_file(directory)
-    if info.get("variant") != NAME:
-        raise VariantError(f"{directory}: holds variant '{info.get('variant')}', not '{NAME}'")
+    if info.get("variant") != name:
+        raise VariantError(f"{directory}: holds variant '{info.get('variant')}', not '{name}'")
     path = Path(directory) / info.pop("graph", GRAPH_FILE)
     if not path.is_file():
-        raise VariantError(f"{directory}: saved {NAME} variant lacks {path.name}")
+        raise VariantError(f"{directory}: saved {name} variant lacks {path.name}")
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(path.read_bytes())
     except DecodeError as exc:
         raise VariantError(f"{path}: not a readable GraphDef ({exc})") from None
     info.pop("variant")
-    return IncVariant(graph_def, info)
+    return variant_class(graph_def, info, name)
+
+
+def load_mixed(directory) -> IncVariant:
+    return load(directory, MIXED_NAME)
 
 
 register(VariantSpec(NAME, "Intel Neural Compressor static INT8 (stock TF: dense_1 int8, Conv3D fp32)",
                      build, load, check))
+register(VariantSpec(MIXED_NAME, f"INC INT8 with {' and '.join(FP32_HEAD)} in bf16 (legacy ITEX stack only)",
+                     build_mixed, load_mixed, check_mixed))

@@ -103,8 +103,15 @@ def _weight_granularity(node, nodes) -> str:
     return "per-channel" if any(size > 1 for size in sizes) else "per-tensor"
 
 
+def _is_bfloat16(node) -> bool:
+    import tensorflow as tf
+
+    return node.attr["T"].type == tf.bfloat16.as_datatype_enum
+
+
 def op_precisions(graph_def, layers) -> list[OpPrecision]:
-    """One row per compute node, in graph order: quantized kernel -> int8, Q/DQ-wrapped op -> int8, else fp32."""
+    """One row per compute node, in graph order: quantized kernel or Q/DQ-wrapped op -> int8, T=bfloat16 -> bf16,
+    else fp32."""
     nodes = {node.name: node for node in graph_def.node}
     rows = []
     for node in graph_def.node:
@@ -116,6 +123,8 @@ def op_precisions(graph_def, layers) -> list[OpPrecision]:
         elif _fed_by_dequantize(node, nodes):
             rows.append(OpPrecision(layer, "int8", f"{node.op} between QuantizeV2/Dequantize, "
                                                    f"{_weight_granularity(node, nodes)} int8 weights"))
+        elif _is_bfloat16(node):
+            rows.append(OpPrecision(layer, "bf16", f"{node.op} in bfloat16 (Cast in and out)"))
         else:
             rows.append(OpPrecision(layer, "fp32", node.op))
     return rows
@@ -132,3 +141,23 @@ def has_bfloat16(graph_def) -> bool:
 
     bf16 = tf.bfloat16.as_datatype_enum
     return any(attr.type == bf16 for n in graph_def.node for attr in n.attr.values())
+
+
+def onednn_verbose_executions(log: str) -> list[dict]:
+    """The executed primitives and graph partitions of a oneDNN verbose log (``ONEDNN_VERBOSE=1``), in order.
+
+    Primitive lines give ``kind`` (convolution, matmul, ...), ``implementation`` (e.g. brgconv:avx512_core_amx) and
+    ``dtypes`` (tensor -> data type, e.g. {'src': 's8', 'wei': 's8', 'dst': 'f32'}); graph lines (ITEX's fused int8
+    partitions) give ``kind`` (e.g. quantized_convolution_post_ops) and ``ops`` (the TF node names fused).
+    """
+    rows = []
+    for line in log.splitlines():
+        fields = line.strip().split(",")
+        if len(fields) < 8 or fields[0] != "onednn_verbose" or fields[2] != "exec":
+            continue
+        if fields[1] == "primitive":
+            dtypes = dict(md.split(":", 1)[0].split("_", 1) for md in fields[7].split() if "_" in md.split(":")[0])
+            rows.append({"source": "primitive", "kind": fields[4], "implementation": fields[5], "dtypes": dtypes})
+        elif fields[1] == "graph":
+            rows.append({"source": "graph", "kind": fields[5], "ops": fields[6].split(";")})
+    return rows

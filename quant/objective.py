@@ -7,12 +7,15 @@ every paired observable of :func:`gan.paired.paired_shifts` per energy bin, divi
 itself, :data:`ACCEPT_SCORE` (0.5) exactly at the tolerance, so "tolerable loss 0.5, absolute" means "inside the
 tolerance table". The paper's accuracy metric (moment + profile error vs the FP32 output) is reported alongside.
 
-Tolerances differ per model; a builder sees only weights, so the default is the strictest tolerance of each
-observable over the models in the table (pass ``tolerances=`` for one model's).
+Tolerances differ per model (the default model's centroid_z tolerance is 0.014 cells, CERN's 0.24). A builder
+sees only a generator, so :func:`model_tolerances` identifies the model by its weight arrays; weights the table has
+not measured get the strictest tolerance of each observable over its models.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -39,6 +42,58 @@ def strictest_tolerances(table: dict | None = None) -> dict[str, float]:
         raise KeyError("the tolerance table has no measured models")
     per_model = [tolerances.paired_tolerances(table, model, "") for model in models]
     return {name: min(t[name] for t in per_model) for name in per_model[0] if name not in EXCLUDED}
+
+
+def array_sha256(*arrays) -> str:
+    """sha256 of numpy arrays, dtype and shape included."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def weights_sha256(generator) -> str:
+    """sha256 of a generator's weight arrays: its identity however it was loaded."""
+    return array_sha256(*generator.get_weights())
+
+
+@functools.cache
+def _named_weights_sha256(model: str) -> str | None:
+    """:func:`weights_sha256` of a named model, if its weight file is the one the tolerance table measured."""
+    from gan.pretrained import load_generator, resolve_weights, sha256sum
+    from gan.weights import WeightFileError
+    from validation import tolerances
+
+    recorded = tolerances.load().get("measured", {}).get(model, {}).get("weights_sha256")
+    try:
+        path = resolve_weights(model)
+    except WeightFileError:
+        return None
+    if recorded is None or not path.is_file() or sha256sum(path) != recorded:
+        return None
+    return weights_sha256(load_generator(model))
+
+
+def identify_model(generator) -> str | None:
+    """The tolerance table's model whose weights ``generator`` carries, or None."""
+    from validation import tolerances
+
+    digest = weights_sha256(generator)
+    return next((m for m in sorted(tolerances.load().get("measured", {})) if _named_weights_sha256(m) == digest),
+                None)
+
+
+def model_tolerances(generator) -> tuple[dict[str, float], str]:
+    """The paired tolerances of the model ``generator`` is, else the strictest of the table; and which it was."""
+    from validation import tolerances
+
+    model = identify_model(generator)
+    if model is None:
+        return strictest_tolerances(), "tolerances: strictest of the tolerance table (weights of no measured model)"
+    own = tolerances.paired_tolerances(tolerances.load(), model, "")
+    return {k: v for k, v in own.items() if k not in EXCLUDED}, f"tolerances: the tolerance table's '{model}' ones"
 
 
 @dataclass(frozen=True)

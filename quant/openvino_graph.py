@@ -10,10 +10,19 @@ Keras layer names as friendly names, which the runtime model keeps for its fused
 
 from __future__ import annotations
 
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
 import numpy as np
 
 from quant.base import VariantError
 
+# The IR form of ov::disable_fp16_compression (OpenVINO >= 2025: DisablePrecisionConversion, any type -> f16). The
+# CPU plugin keeps ops carrying it in their original precision under INFERENCE_PRECISION_HINT bf16 as well
+# (Node::keepOrigPrecision, skipped by Graph::EnforceInferencePrecision). Python cannot create this rt_info
+# attribute (RTMap takes only str/int values), so it is written into the IR and read back; save_model keeps it.
+KEEP_PRECISION = {"name": "DisablePrecisionConversion", "version": "0", "value": "dynamic:f16"}
 CHANNELS_FIRST = (0, 4, 1, 2, 3)  # NDHWC -> NCDHW
 KERAS_TO_OIDHW = (4, 3, 0, 1, 2)  # Conv3D kernel (kd, kh, kw, in, out) -> (out, in, kd, kh, kw)
 
@@ -34,7 +43,23 @@ def _per_channel(values) -> np.ndarray:
 
 
 def _dense(ops, x, layer, state):
+    if layer.name in state.get("dense_as_conv", ()):
+        return _dense_as_conv(ops, x, layer)
     y = ops.matmul(x, ops.constant(_array(layer.kernel)), False, False, name=layer.name)
+    if layer.use_bias:
+        y = ops.add(y, ops.constant(_array(layer.bias)), name=f"{layer.name}/bias")
+    return _activation(ops, y, layer.activation.__name__, layer.name)
+
+
+def _dense_as_conv(ops, x, layer):
+    """The Dense layer as a 1x1x1 Convolution on (N, in, 1, 1, 1): the same sums, but an op the CPU plugin does
+    not rewrite (its MatMul -> FullyConnected rewrite drops the keep-precision marker, see KEEP_PRECISION)."""
+    kernel = _array(layer.kernel)
+    y = ops.reshape(x, ops.constant(np.array([-1, kernel.shape[0], 1, 1, 1], np.int64)), False,
+                    name=f"{layer.name}/to_5d")
+    y = ops.convolution(y, ops.constant(kernel.T.reshape(kernel.shape[::-1] + (1, 1, 1)).copy()), [1, 1, 1],
+                        [0, 0, 0], [0, 0, 0], [1, 1, 1], name=layer.name)
+    y = ops.reshape(y, ops.constant(np.array([-1, kernel.shape[1]], np.int64)), False, name=f"{layer.name}/to_2d")
     if layer.use_bias:
         y = ops.add(y, ops.constant(_array(layer.bias)), name=f"{layer.name}/bias")
     return _activation(ops, y, layer.activation.__name__, layer.name)
@@ -99,10 +124,18 @@ def _batch_norm(ops, x, layer, state):
 
 
 def _upsampling3d(ops, x, layer, state):
-    """Nearest-neighbour repetition: asymmetric coordinates with floor index repeat each cell exactly."""
-    return ops.interpolate(x, ops.constant(np.array(layer.size, np.float32)), "nearest", "scales",
-                           coordinate_transformation_mode="asymmetric", nearest_mode="floor",
-                           axes=ops.constant(np.array([2, 3, 4], np.int64)), name=layer.name)
+    """Nearest-neighbour repetition: asymmetric coordinates with floor index repeat each cell exactly.
+
+    Interpolate-4 (opset10), not -11: the CPU plugin converts v11 to v4 and the conversion drops the
+    keep-precision marker (an fp32 upsampling among bf16 layers would round to bf16).
+    """
+    from openvino import opset10
+
+    spatial = [d.get_length() for d in list(x.get_output_partial_shape(0))[2:]]
+    sizes = np.array([n * s for n, s in zip(spatial, layer.size)], np.int32)
+    return opset10.interpolate(x, ops.constant(sizes), ops.constant(np.array(layer.size, np.float32)), "nearest",
+                               "scales", coordinate_transformation_mode="asymmetric", nearest_mode="floor",
+                               axes=ops.constant(np.array([2, 3, 4], np.int64)), name=layer.name)
 
 
 def _zero_padding3d(ops, x, layer, state):
@@ -122,11 +155,49 @@ def compute_layer_names(generator) -> list[str]:
     return [layer.name for layer in generator.layers if type(layer).__name__ in COMPUTE_LAYERS]
 
 
-def build_model(generator):
-    """An ``openvino.Model`` computing the generator: (N, 200) float32 -> (N, 25, 25, 25) float32 GeV."""
+def layer_ops(model, layer: str) -> list[str]:
+    """Friendly names of the ops built for Keras layer ``layer`` (``layer`` itself and ``layer/...``)."""
+    return [op.get_friendly_name() for op in model.get_ordered_ops()
+            if op.get_friendly_name().split("/")[0] == layer and op.get_type_name() != "Constant"]
+
+
+def keep_original_precision(model, op_names):
+    """A copy of ``model`` whose ops ``op_names`` stay in their original (f32) precision under a bf16 hint."""
     import openvino as ov
 
-    ops, state = _ops(), {}
+    names = set(op_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        xml, weights = Path(tmp) / "model.xml", Path(tmp) / "model.bin"
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        tree = ET.parse(xml)
+        marked = set()
+        for layer in tree.getroot().iter("layer"):
+            if layer.get("name") in names:
+                rt_info = layer.find("rt_info")
+                if rt_info is None:
+                    rt_info = ET.Element("rt_info")
+                    layer.insert(0, rt_info)
+                ET.SubElement(rt_info, "attribute", KEEP_PRECISION)
+                marked.add(layer.get("name"))
+        if marked != names:
+            raise VariantError(f"no op named {', '.join(sorted(names - marked))} in the OpenVINO model")
+        return ov.Core().read_model(ET.tostring(tree.getroot()), weights.read_bytes())
+
+
+def kept_precision_ops(model) -> list[str]:
+    """Names of the ops that carry the keep-precision marker (see :data:`KEEP_PRECISION`)."""
+    key = f"{KEEP_PRECISION['name']}_{KEEP_PRECISION['version']}"
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if key in op.get_rt_info()]
+
+
+def build_model(generator, dense_as_conv=()):
+    """An ``openvino.Model`` computing the generator: (N, 200) float32 -> (N, 25, 25, 25) float32 GeV.
+
+    Dense layers named in ``dense_as_conv`` are built as 1x1x1 Convolutions (see :func:`_dense_as_conv`).
+    """
+    import openvino as ov
+
+    ops, state = _ops(), {"dense_as_conv": frozenset(dense_as_conv)}
     latent = ops.parameter([-1, generator.input_shape[-1]], np.float32, name="latent")
     x = latent
     for layer in generator.layers:
@@ -136,6 +207,7 @@ def build_model(generator):
         if kind not in CONVERTERS or (kind == "ZeroPadding3D" and "pads" in state):
             raise VariantError(f"{layer.name}: Keras layer {kind} is not supported by the OpenVINO builder")
         x = CONVERTERS[kind](ops, x, layer, state)
+    state.pop("dense_as_conv")
     if state or x.get_output_partial_shape(0)[1].get_length() != 1:
         raise VariantError("the generator must end in a one-channel Conv3D (+ activation)")
     shower = ops.squeeze(x, ops.constant(np.array([1], np.int64)), name="shower")

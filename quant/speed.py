@@ -46,8 +46,12 @@ def bootstrap_interval(values, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPL
                        confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Percentile bootstrap interval of the median of ``values`` (deterministic for ``seed``)."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("no values to bootstrap")
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"need a non-empty 1-D sequence of values to bootstrap, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values to bootstrap contain NaN or inf")
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples} and {confidence}")
     rng = np.random.default_rng(seed)
     medians = np.median(rng.choice(values, size=(resamples, values.size)), axis=1)
     tail = 100 * (1 - confidence) / 2
@@ -58,8 +62,10 @@ def bootstrap_interval(values, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPL
 def speedup_from_times(reference_s, variant_s, seed: int = 0) -> Speedup:
     """Speed-up from paired call times (seconds, same length): ratios taken within each pair."""
     reference_s, variant_s = np.asarray(reference_s, np.float64), np.asarray(variant_s, np.float64)
-    if reference_s.shape != variant_s.shape or reference_s.size == 0:
+    if reference_s.shape != variant_s.shape or reference_s.ndim != 1 or reference_s.size == 0:
         raise ValueError(f"need equally many paired times, got {reference_s.shape} and {variant_s.shape}")
+    if not (np.all(np.isfinite(reference_s)) and np.all(np.isfinite(variant_s))):
+        raise ValueError("call times contain NaN or inf")
     if np.any(reference_s <= 0) or np.any(variant_s <= 0):
         raise ValueError("call times must be > 0 s")
     ratios = reference_s / variant_s
@@ -71,8 +77,8 @@ def speedup_from_times(reference_s, variant_s, seed: int = 0) -> Speedup:
 def paired_times(reference: Callable[[], object], variant: Callable[[], object], pairs: int = 10,
                  warmup: int = 1) -> tuple[list[float], list[float]]:
     """Seconds per call of ``reference`` and ``variant``, interleaved; the first of each pair alternates."""
-    if pairs < 1:
-        raise ValueError(f"pairs must be >= 1, got {pairs}")
+    if pairs < 1 or warmup < 0:
+        raise ValueError(f"need pairs >= 1 and warmup >= 0, got {pairs} and {warmup}")
     for _ in range(warmup):
         reference(), variant()
     ref_s, var_s = [], []
@@ -93,4 +99,7 @@ def paired_speedup(reference: Callable[[], object], variant: Callable[[], object
 
 
 def showers_per_second(seconds_per_call: float, batch_size: int) -> float:
+    """Showers per second for ``batch_size`` showers generated in ``seconds_per_call``."""
+    if not seconds_per_call > 0:
+        raise ValueError(f"seconds per call must be > 0, got {seconds_per_call}")
     return batch_size / seconds_per_call

@@ -12,7 +12,7 @@ from gan import model
 from quant import registry
 from quant.base import VariantError, write_variant_file
 from quant.calibration import make_calibration
-from quant.inc import FP32_HEAD, itex_installed
+from quant.inc import FP32_HEAD, NEEDS_ITEX, itex_installed
 
 NAME = "inc-int8"
 CONVS = ("conv3d_1", "conv3d_2", "conv3d_3", "conv3d_4")
@@ -45,10 +45,41 @@ def variant(generator):
 
 
 def test_registered_without_importing_runtimes():
-    code = ("import sys; from quant import inc; "
+    code = ("import sys; from quant import inc, inc_tuned; "
             "assert not {'neural_compressor', 'tensorflow', 'keras'} & set(sys.modules), sys.modules.keys()")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
-    assert NAME in registry.names()
+    assert {NAME, "inc-int8-tuned", "inc-int8-bf16"} <= set(registry.names())
+
+
+@pytest.mark.skipif(ITEX, reason="intel-extension-for-tensorflow is installed here")
+def test_int8_bf16_needs_the_itex_environment():
+    _require_inc()
+    assert registry.unavailable_reason("inc-int8-bf16") == NEEDS_ITEX
+
+
+def test_int8_bf16_needs_bf16_instructions(monkeypatch):
+    _require_inc()
+    monkeypatch.setattr("quant.inc.itex_installed", lambda: True)
+    monkeypatch.setattr("quant.cpu.cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    assert "needs bf16 instructions (CPU flag avx512_bf16 or amx_bf16)" in registry.unavailable_reason("inc-int8-bf16")
+
+
+def test_onednn_verbose_log_is_read_per_primitive_and_partition():
+    from quant.inc_graph import onednn_verbose_executions
+
+    log = "\n".join([
+        "onednn_verbose,info,cpu,runtime:OpenMP,nthr:2",
+        "onednn_verbose,primitive,exec,cpu,convolution,brgconv:avx512_core_amx,forward_inference,src_s8::blocked:"
+        "acdeb::f0 wei_s8:a:blocked:AcdeB32a4b::f0 bia_undef::undef::: dst_f32::blocked:acdeb::f0,attr-scratchpad:"
+        "user ,alg:convolution_direct,mb8_ic8oc64_id7od7kd6,0.5",
+        "onednn_verbose,graph,exec,cpu,100010,quantized_convolution_post_ops,generator/conv3d_1/Conv3D_dequantize;"
+        "generator/conv3d_1/Conv3D,,in0_u8:1:strided,f32,dnnl_backend,0.7",
+        "some other line"])
+    primitive, partition = onednn_verbose_executions(log)
+    assert primitive == {"source": "primitive", "kind": "convolution", "implementation": "brgconv:avx512_core_amx",
+                         "dtypes": {"src": "s8", "wei": "s8", "bia": "undef", "dst": "f32"}}
+    assert partition == {"source": "graph", "kind": "quantized_convolution_post_ops",
+                         "ops": ["generator/conv3d_1/Conv3D_dequantize", "generator/conv3d_1/Conv3D"]}
 
 
 def test_unavailable_reason_says_how_to_install(monkeypatch):
@@ -125,6 +156,20 @@ def test_fp32_layers_stay_unquantized(generator):
     assert variant.op_report().count("int8") == (4 if ITEX else 0)
     with pytest.raises(VariantError, match="not Dense/Conv3D layers"):
         build(generator, make_calibration(16, seed=0), fp32_layers=("re_lu_1",))
+
+
+@pytest.mark.tf
+def test_bf16_layers_are_converted_by_incs_rewriter(generator, inputs):
+    """What inc-int8-bf16 does under ITEX; on stock TF too the graph holds bf16 Conv3D nodes for those layers."""
+    from quant.inc import build
+
+    variant = build(generator, make_calibration(16, seed=0), bf16_layers=FP32_HEAD)
+    rows = {row.op: row for row in variant.op_report().rows}
+    assert [rows[layer].precision for layer in FP32_HEAD] == ["bf16", "bf16"]
+    assert rows["conv3d_1"].precision == ("int8" if ITEX else "fp32") and variant.info["bf16_layers"] == [*FP32_HEAD]
+    assert any("BF16Convert" in note for note in variant.op_report().notes)
+    showers, reference = variant.generate(*inputs), model.generate(generator, *inputs)
+    assert abs(showers.sum() / reference.sum() - 1) < 0.04
 
 
 @pytest.mark.tf

@@ -1,0 +1,623 @@
+"""Layer-wise precision sensitivity: which layer breaks the physics in int8 or bf16, and what each one buys.
+
+For a generator and a target precision, on a runtime with per-layer precision control, every layer (Dense, each
+Conv3D, optionally BatchNormalization) is run alone in the target precision with the rest in FP32 (the *solo*
+sweep), and every layer is put back alone into FP32 with the rest reduced (the *reverse* sweep). Each assignment
+is scored with :class:`quant.objective.PhysicsObjective` against the FP32 Keras generator's showers for the same
+seeded inputs (paired shifts per energy bin in tolerance units: worst ratio <= 1 means inside the tolerance
+table; plus the paper's accuracy metric) and timed against the same runtime's all-FP32 model with
+:func:`quant.speed.paired_speedup` (rough on a shared CPU). Activation range statistics of each layer's input
+(:mod:`quant.activations`) say why a layer is fragile.
+
+Runtimes with per-layer control (:func:`get_runtime`): ``openvino`` (:func:`quant.openvino.build_mixed`: int8
+per layer through NNCF's ignored scope, bf16 per layer through the bf16 hint with f32 layers kept f32) and
+``keras`` (bf16 per layer through Keras dtype policies). BatchNormalization can be swept for bf16 on both. Int8
+and bf16 in one model exist only on OpenVINO. TensorFlow Lite and INC have no per-layer control: asking for them
+is a clear :class:`~quant.base.VariantUnavailable`.
+
+Results are cached as JSON under ``$CALOGAN_CACHE/sensitivity`` (or ``cache_dir``), keyed by the sha256 of the
+generator's weights and of the calibration inputs, the runtime and its builder, the target, the tolerances and
+the sample settings, so the report and the ``auto-mixed`` build reuse a sweep instead of redoing it.
+
+    sweep = run_sweep(generator, calibration, "int8", "openvino", model="cern2017")
+    print(format_table(sweep)); plot(sweep, "sweep.png")
+    cached_results("cern2017", "int8")            # the cached sweep of the CLI's defaults, or None
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from quant.activations import COMPUTE, WEIGHTED, ActivationStats
+from quant.base import VariantError, VariantUnavailable
+from quant.objective import DEFAULT_SEED, array_sha256, model_tolerances, weights_sha256
+
+FP32 = "fp32"
+TARGETS = ("int8", "bf16")
+SOLO, REVERSE, BASELINE = "solo", "reverse", "baseline"
+NO_LAYER, ALL_LAYERS = "(none)", "(all)"
+DEFAULT_SHOWERS = 512  # physics: paired showers, 128 per energy bin (at 32 per bin, CERN's conv3d_2 int8 passed
+# by luck: its centroid shifts come from rare events that move a lot)
+DEFAULT_BINS = 4
+DEFAULT_PAIRS = 5  # speed: interleaved timing pairs per assignment
+SPEED_BATCH = 32  # speed: showers per timed call
+CALIBRATION_N, CALIBRATION_SEED = 64, 0  # as the validation suite builds variants (validation/settings.toml)
+ENERGY_ROUNDING_GEV = 10.0  # the objective's energy range: the calibration's, rounded out to 10 GeV
+SCHEMA = 1  # bump when the cached JSON changes meaning
+CACHE_SUBDIR = "sensitivity"
+MIXED_NAME = "sensitivity-mixed"
+MIXED_BF16 = "mixed_bfloat16"
+BUILDERS = {"openvino": "quant.openvino.build_mixed, glue follows (1)",  # cache key: change when the build changes
+            "keras": "quant.fp32.clone_generator, glue follows (1)"}
+NO_PER_LAYER_CONTROL = {
+    "tflite": "TensorFlow Lite converts the whole model at once (no per-layer precision control)",
+    "inc": "INC on stock TensorFlow quantizes only the Dense layer (no per-layer Conv3D control)",
+}
+
+
+# ------------------------------------------------------------------ runtimes with per-layer control
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime that sets precision layer by layer.
+
+    ``build(generator, calibration, assignment)`` returns an object with ``generate(z, energy_gev)``;
+    ``assignment`` maps layer names to ``"int8"``, ``"bf16"`` or ``"fp32"``; the layers it does not name follow
+    :func:`full_assignment`.
+    """
+
+    name: str
+    precisions: tuple[str, ...]  # reduced precisions it can set per layer
+    build: Callable
+    builder: str = ""  # which builder implements it (part of the cache key)
+    note: str = ""
+
+    def layers(self, generator, include_batchnorm: bool = False, precision: str = "bf16") -> list[str]:
+        """The layers swept: Dense and Conv3D, and BatchNormalization for a float target if asked."""
+        kinds = WEIGHTED if include_batchnorm and precision != "int8" else COMPUTE
+        return [layer.name for layer in generator.layers if type(layer).__name__ in kinds]
+
+
+def full_assignment(generator, assignment: Mapping[str, str]) -> dict[str, str]:
+    """Every layer with ops -> its precision, from the precisions of the swept layers in ``assignment``.
+
+    A Dense or Conv3D layer not in ``assignment`` is fp32. Any other layer not in it (activation, reshape,
+    upsampling, BatchNorm unless swept) belongs with the layer before it: bf16 after a bf16 layer, fp32 after an
+    fp32 one, and after an int8 layer bf16 if the model has bf16 layers at all, else fp32 (dequantized int8
+    outputs feed the same float path). An UpSampling3D right before an int8 Conv3D is left out: its input is that
+    convolution's int8 input (:func:`quant.openvino.resolve_precisions`).
+    """
+    layers = [(layer.name, type(layer).__name__) for layer in generator.layers
+              if type(layer).__name__ not in ("InputLayer", "ZeroPadding3D")]
+    any_bf16 = "bf16" in assignment.values()
+    full, current = {}, FP32
+    for i, (name, kind) in enumerate(layers):
+        if name in assignment or kind in COMPUTE:
+            full[name] = current = assignment.get(name, FP32)
+            continue
+        if kind == "UpSampling3D":
+            following = next((n for n, k in layers[i + 1:] if k in COMPUTE), None)
+            if assignment.get(following) == "int8":
+                continue
+        full[name] = "bf16" if current == "bf16" or (current == "int8" and any_bf16) else FP32
+    return full
+
+
+def _quiet_nncf() -> None:
+    import logging
+
+    import nncf
+
+    nncf.set_log_level(logging.WARNING)
+
+
+def _build_openvino(generator, calibration, assignment: Mapping[str, str]):
+    from quant import openvino
+
+    _quiet_nncf()
+    return openvino.build_mixed(generator, calibration, full_assignment(generator, assignment), name=MIXED_NAME)
+
+
+def _build_keras(generator, calibration, assignment: Mapping[str, str]):
+    from quant.fp32 import KerasVariant, clone_generator
+
+    bad = sorted({p for p in assignment.values() if p not in ("bf16", FP32)})
+    if bad:
+        raise VariantUnavailable("keras", f"per-layer {', '.join(bad)} is not available in Keras (bf16 only)")
+    full = full_assignment(generator, assignment)
+    last = generator.layers[-1].name  # float32 output, as the bf16 variants
+    model = clone_generator(generator, lambda name: MIXED_BF16 if full.get(name) == "bf16" and name != last
+                            else "float32")
+    return KerasVariant(MIXED_NAME, model, "Keras dtype policy per layer")
+
+
+def _require(runtime: str, *modules: str) -> None:
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise VariantUnavailable(runtime, f"{module} not installed")
+
+
+def get_runtime(name: str) -> Runtime:
+    """The runtime ``name`` ('openvino' or 'keras'); VariantUnavailable where it cannot run or lacks control."""
+    from quant.cpu import BF16_FLAGS, has_any, require_any
+
+    if name in NO_PER_LAYER_CONTROL:
+        raise VariantUnavailable(name, NO_PER_LAYER_CONTROL[name])
+    if name == "openvino":
+        _require(name, "openvino", "nncf")
+        from quant import openvino
+
+        if not hasattr(openvino, "build_mixed"):
+            raise VariantUnavailable(name, "per-layer precision needs quant.openvino.build_mixed")
+        if has_any(BF16_FLAGS):
+            return Runtime(name, ("int8", "bf16"), _build_openvino, builder=BUILDERS[name])
+        return Runtime(name, ("int8",), _build_openvino, builder=BUILDERS[name],
+                       note="no bf16: the CPU has neither AMX-BF16 nor AVX512-BF16")
+    if name == "keras":
+        _require(name, "tensorflow")
+        require_any("keras bf16", BF16_FLAGS, "AMX-BF16 or AVX512-BF16")
+        return Runtime(name, ("bf16",), _build_keras, builder=BUILDERS[name])
+    known = ", ".join(["openvino", "keras", *NO_PER_LAYER_CONTROL])
+    raise VariantError(f"unknown runtime '{name}'; known runtimes: {known}")
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Physics and speed of one per-layer assignment against FP32."""
+
+    sweep: str  # SOLO: only `layer` reduced; REVERSE: all reduced but `layer`; BASELINE: none / all reduced
+    layer: str
+    precision: str  # the target precision of the sweep
+    assignment: dict[str, str]  # every swept layer -> its precision
+    worst_ratio: float  # max |shift| / tolerance over observables and energy bins (<= 1: inside tolerance)
+    worst: str  # which observable and bin
+    accuracy_metric: float  # paper metric against the FP32 showers (0: identical)
+    ratios: dict[str, float]  # observable -> worst |shift| / tolerance over energy bins
+    energy_shift: list[float]  # relative total-energy shift per energy bin (variant vs FP32)
+    speedup: float  # vs the runtime's all-FP32 model (median of paired ratios)
+    speedup_low: float
+    speedup_high: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.worst_ratio <= 1.0
+
+    @property
+    def label(self) -> str:
+        if self.sweep == SOLO:
+            return f"{self.layer} only"
+        if self.sweep == REVERSE:
+            return f"all but {self.layer}"
+        return "FP32 runtime" if self.layer == NO_LAYER else f"all {self.precision}"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Sample sizes of a sweep (all part of the cache key)."""
+
+    showers: int = DEFAULT_SHOWERS
+    seed: int = DEFAULT_SEED
+    bins: int = DEFAULT_BINS
+    pairs: int = DEFAULT_PAIRS
+    speed_batch: int = SPEED_BATCH
+    include_batchnorm: bool = False
+
+    def __post_init__(self):
+        for name in ("showers", "bins", "pairs", "speed_batch"):
+            if getattr(self, name) < 1:
+                raise VariantError(f"sweep setting {name} must be >= 1, got {getattr(self, name)}")
+        if self.showers < 2 * self.bins:
+            raise VariantError(f"need at least 2 showers per energy bin, got {self.showers} for {self.bins} bins")
+
+
+@dataclass
+class Sweep:
+    """The solo and reverse sweeps of one model x runtime x target precision, with activation statistics."""
+
+    model: str
+    runtime: str
+    precision: str
+    key: dict
+    layers: list[str]
+    edges: list[float]  # GeV
+    rows: list[LayerResult] = field(default_factory=list)
+    activations: list[ActivationStats] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    created: str = ""
+    cache_path: str = ""  # where it was read from or written to (not saved)
+    from_cache: bool = False  # not saved
+
+    def _of(self, sweep: str) -> dict[str, LayerResult]:
+        return {r.layer: r for r in self.rows if r.sweep == sweep}
+
+    def solo(self) -> dict[str, LayerResult]:
+        return self._of(SOLO)
+
+    def reverse(self) -> dict[str, LayerResult]:
+        return self._of(REVERSE)
+
+    def baseline(self) -> dict[str, LayerResult]:
+        return self._of(BASELINE)
+
+    def fragile(self) -> list[str]:
+        """Layers whose target precision alone moves the physics beyond the tolerance table."""
+        return [layer for layer, r in self.solo().items() if not r.accepted]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for transient in ("cache_path", "from_cache"):
+            data.pop(transient)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Sweep:
+        data = dict(data)
+        data["rows"] = [LayerResult(**r) for r in data.get("rows", [])]
+        data["activations"] = [ActivationStats(**a) for a in data.get("activations", [])]
+        return cls(**data)
+
+
+# ------------------------------------------------------------------ keys and cache
+
+
+def calibration_sha256(calibration) -> str:
+    return array_sha256(calibration.z, calibration.energy)
+
+
+def energy_range_of(calibration) -> tuple[float, float]:
+    """The calibration energies' range rounded out to 10 GeV: the trained range they were drawn from."""
+    step = ENERGY_ROUNDING_GEV
+    return (float(math.floor(calibration.energy.min() / step) * step),
+            float(math.ceil(calibration.energy.max() / step) * step))
+
+
+def default_cache_dir() -> Path:
+    from gan.pretrained import cache_dir
+
+    return cache_dir() / CACHE_SUBDIR
+
+
+def sweep_key(weights: str, calibration: str, runtime: Runtime, precision: str, energy_range,
+              tolerances: Mapping[str, float], settings: SweepSettings) -> dict:
+    return {"schema": SCHEMA, "weights_sha256": weights, "calibration_sha256": calibration,
+            "runtime": runtime.name, "builder": runtime.builder, "precision": precision,
+            "energy_range_gev": [float(e) for e in energy_range],
+            "tolerances": {k: float(v) for k, v in sorted(tolerances.items())}, **asdict(settings)}
+
+
+def key_digest(key: Mapping) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def cache_file(cache_dir, key: Mapping) -> Path:
+    return Path(cache_dir) / f"{key['runtime']}-{key['precision']}-{key_digest(key)[:16]}.json"
+
+
+def write_json_atomic(path: Path, data) -> Path:
+    """Write JSON through a temporary file renamed into place: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)  # insertion order: layers stay in model order
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def read_cached(path: Path, key: Mapping, log=print) -> Sweep | None:
+    """The sweep cached at ``path`` if it was made with ``key``; None (and a note) for a stale or broken file."""
+    if not path.is_file():
+        return None
+    try:
+        sweep = Sweep.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        log(f"sensitivity: ignoring unreadable cache file {path} ({exc})")
+        return None
+    if sweep.key != dict(key):
+        log(f"sensitivity: ignoring cache file {path} (made with other settings)")
+        return None
+    sweep.cache_path, sweep.from_cache = str(path), True
+    return sweep
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def _ratios(objective, showers) -> tuple[dict[str, float], list[float]]:
+    """Observable -> worst |shift| / tolerance over bins, and the relative total-energy shift per bin."""
+    from gan.paired import paired_shifts
+
+    rows = paired_shifts(objective.fp32_showers, showers, objective.energy, objective.edges)
+    ratios: dict[str, float] = {}
+    for row in rows:
+        name = row["observable"]
+        if name in objective.tolerances:
+            r = abs(row["shift"]) / objective.tolerances[name]
+            ratios[name] = max(ratios.get(name, 0.0), math.inf if math.isnan(r) else r)
+    energy = [row["shift"] for row in rows if row["observable"] == "total_energy_mean"]
+    return ratios, energy
+
+
+@dataclass
+class _Bench:
+    """What a sweep measures against: the objective and the runtime's all-FP32 model."""
+
+    objective: object
+    reference: object  # runtime all-FP32 build, for speed
+    settings: SweepSettings
+
+    def measure(self, sweep: str, layer: str, precision: str, assignment: dict, candidate) -> LayerResult:
+        showers = np.asarray(candidate.generate(self.objective.z, self.objective.energy))
+        evaluation = self.objective.evaluate(showers)
+        ratios, energy = _ratios(self.objective, showers)
+        reduced = precision in assignment.values()
+        speed = self._speedup(candidate) if reduced else (1.0, 1.0, 1.0)  # else: the reference itself
+        return LayerResult(sweep, layer, precision, dict(assignment), evaluation.worst_ratio, evaluation.worst,
+                           evaluation.accuracy_metric, ratios, energy, *speed)
+
+    def _speedup(self, candidate) -> tuple[float, float, float]:
+        from quant.speed import paired_speedup
+
+        s = self.settings
+        z, energy = self.objective.z[:s.speed_batch], self.objective.energy[:s.speed_batch]
+        result = paired_speedup(lambda: self.reference.generate(z, energy), lambda: candidate.generate(z, energy),
+                                pairs=s.pairs, warmup=1, seed=s.seed)
+        return result.median, result.low, result.high
+
+
+def plan(layers, precision: str, reverse: bool) -> list[tuple[str, str, dict]]:
+    """(sweep, layer, assignment) of every measurement, in order."""
+    def only(reduced) -> dict:
+        return {layer: precision if layer in reduced else FP32 for layer in layers}
+
+    steps = [(BASELINE, NO_LAYER, only(()))] + [(SOLO, layer, only({layer})) for layer in layers]
+    if reverse:
+        steps.append((BASELINE, ALL_LAYERS, only(layers)))
+        steps += [(REVERSE, layer, only(set(layers) - {layer})) for layer in layers]
+    return steps
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _describe(r: LayerResult) -> str:
+    return (f"{r.sweep:<8} {r.label:<22} worst ratio {r.worst_ratio:8.3g}  accuracy {r.accuracy_metric:.3g}  "
+            f"speed-up {r.speedup:.2f}x")
+
+
+def run_sweep(generator, calibration, precision: str, runtime: str | Runtime = "openvino", *, model: str = "",
+              settings: SweepSettings = SweepSettings(), reverse: bool = True, activations: bool = True,
+              cache_dir=None, use_cache: bool = True, refresh: bool = False, tolerances=None,
+              reference: Callable | None = None, objective: Callable | None = None,
+              log: Callable[[str], None] = _log) -> Sweep:
+    """The solo (and reverse) sweep of ``precision`` on ``runtime`` for ``generator``; cached.
+
+    ``reference``: FP32 ``generate(z, energy)`` the physics is compared with (default: the Keras generator in
+    float32); ``objective``: a function returning :func:`make_objective` for the same generator, calibration,
+    settings and tolerances (called only if something is measured; lets callers share the FP32 showers). Rows
+    already in a matching cache file are reused; only missing ones are measured.
+    """
+    rt = get_runtime(runtime) if isinstance(runtime, str) else runtime
+    if precision not in TARGETS:
+        raise VariantError(f"unknown target precision '{precision}'; choose from {', '.join(TARGETS)}")
+    if precision not in rt.precisions:
+        raise VariantUnavailable(rt.name, f"no per-layer {precision} control ({rt.note or 'not supported'})")
+    tolerances, source = (model_tolerances(generator) if tolerances is None
+                          else (dict(tolerances), "tolerances: given by the caller"))
+    energy_range = energy_range_of(calibration)
+    layers = rt.layers(generator, settings.include_batchnorm, precision)
+    key = sweep_key(weights_sha256(generator), calibration_sha256(calibration), rt, precision, energy_range,
+                    tolerances, settings)
+    path = cache_file(default_cache_dir() if cache_dir is None else cache_dir, key)
+    cached = read_cached(path, key, log) if use_cache and not refresh else None
+    steps = plan(layers, precision, reverse)
+    have = {(r.sweep, r.layer) for r in cached.rows} if cached else set()
+    if cached and all((s, layer) in have for s, layer, _ in steps) and (cached.activations or not activations):
+        log(f"sensitivity: using cached sweep {path} ({cached.created})")
+        cached.model = model or cached.model
+        return cached
+
+    start = time.perf_counter()
+    notes = _notes(rt, settings, precision) + [source]
+    sweep = cached or Sweep(model, rt.name, precision, key, layers, [], notes=notes)
+    sweep.model = model or sweep.model
+    objective = objective() if objective else make_objective(generator, calibration, settings, tolerances, reference)
+    sweep.edges = [float(e) for e in objective.edges]
+    bench = _Bench(objective, rt.build(generator, calibration, {}), settings)
+    rows = {(r.sweep, r.layer): r for r in sweep.rows}
+    for kind, layer, assignment in steps:
+        if (kind, layer) not in rows:
+            reduced = precision in assignment.values()
+            candidate = rt.build(generator, calibration, assignment) if reduced else bench.reference
+            rows[(kind, layer)] = bench.measure(kind, layer, precision, assignment, candidate)
+            log(f"sensitivity {rt.name} {precision}: {_describe(rows[(kind, layer)])}")
+    sweep.rows = [rows[(kind, layer)] for kind, layer, _ in steps] + \
+        [r for k, r in rows.items() if k not in {(s, lay) for s, lay, _ in steps}]
+    if activations and not sweep.activations:
+        from quant.activations import layer_input_stats
+
+        sweep.activations = layer_input_stats(generator, calibration.generator_inputs(), layers)
+    sweep.seconds += time.perf_counter() - start
+    sweep.created = time.strftime("%Y-%m-%d %H:%M:%S")
+    if use_cache:
+        write_json_atomic(path, sweep.to_dict())
+        sweep.cache_path = str(path)
+    return sweep
+
+
+def _notes(rt: Runtime, settings: SweepSettings, precision: str) -> list[str]:
+    notes = [f"physics: {settings.showers} paired showers (seed {settings.seed}, {settings.bins} energy bins) vs the "
+             "FP32 Keras generator; ratios = |shift| / tolerance",
+             f"speed: {settings.pairs} interleaved pairs of {settings.speed_batch} showers vs the {rt.name} all-FP32 "
+             "model (rough on a shared CPU)",
+             "layers not swept (activations, reshape, upsampling) follow the swept layer before them"]
+    if settings.include_batchnorm and precision == "int8":
+        notes.append("BatchNormalization not swept for int8 (no int8 kernel of its own; folded or kept float)")
+    return notes + ([rt.note] if rt.note else [])
+
+
+def make_objective(generator, calibration, settings: SweepSettings, tolerances: Mapping[str, float],
+                   reference: Callable | None = None):
+    """The sweep's :class:`~quant.objective.PhysicsObjective`: ``settings.showers`` seeded inputs over the
+    calibration's energy range and the FP32 showers of ``reference`` (default: the Keras generator in float32)."""
+    from quant import fp32
+    from quant.objective import PhysicsObjective
+
+    reference = reference or fp32.build(generator).generate
+    return PhysicsObjective.for_generator(reference, energy_range_of(calibration), settings.showers, settings.seed,
+                                          settings.bins, tolerances)
+
+
+def default_calibration(model: str):
+    """The calibration the CLI and the validation suite use for ``model``."""
+    from gan.pretrained import trained_energy_range
+    from quant.calibration import make_calibration
+
+    return make_calibration(CALIBRATION_N, CALIBRATION_SEED, trained_energy_range(model))
+
+
+def cached_results(model: str, precision: str = "int8", runtime: str = "openvino", *,
+                   settings: SweepSettings = SweepSettings(), cache_dir=None, generator=None, calibration=None,
+                   tolerances=None) -> Sweep | None:
+    """The cached sweep of ``model`` with the CLI's defaults (or the given ones), or None: never measures."""
+    from gan.pretrained import load_generator
+
+    try:
+        rt = get_runtime(runtime)
+    except VariantUnavailable:
+        return None
+    generator = load_generator(model) if generator is None else generator
+    calibration = default_calibration(model) if calibration is None else calibration
+    tolerances = model_tolerances(generator)[0] if tolerances is None else tolerances
+    key = sweep_key(weights_sha256(generator), calibration_sha256(calibration), rt, precision,
+                    energy_range_of(calibration), tolerances, settings)
+    sweep = read_cached(cache_file(default_cache_dir() if cache_dir is None else cache_dir, key), key,
+                        log=lambda message: None)
+    if sweep is not None:
+        sweep.model = model
+    return sweep
+
+
+# ------------------------------------------------------------------ table and figure
+
+
+def _pct(values) -> str:
+    return " ".join(f"{100 * v:+.1f}%" for v in values)
+
+
+def format_table(sweep: Sweep) -> str:
+    """A markdown table: one row per assignment (worst ratio, worst observable, accuracy, energy shifts, speed)."""
+    edges = sweep.edges
+    bins = ", ".join(f"{edges[i]:g}-{edges[i + 1]:g}" for i in range(len(edges) - 1))
+    lines = [f"Sensitivity of '{sweep.model or '?'}' to {sweep.precision} on {sweep.runtime} "
+             f"(worst ratio = max |shift| / tolerance; <= 1 is inside the tolerance table)",
+             "",
+             f"| sweep | {sweep.precision} in | worst ratio | verdict | worst observable | accuracy metric | "
+             f"total-energy shift per bin ({bins} GeV) | speed-up |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sweep.rows:
+        verdict = "inside" if r.accepted else "**FRAGILE**" if r.sweep == SOLO else "outside"
+        lines.append(f"| {r.sweep} | {r.label} | {r.worst_ratio:.3g} | {verdict} | {r.worst} | "
+                     f"{r.accuracy_metric:.3g} | {_pct(r.energy_shift)} | {r.speedup:.2f}x "
+                     f"[{r.speedup_low:.2f}, {r.speedup_high:.2f}] |")
+    fragile = sweep.fragile()
+    lines += ["", "Fragile alone: " + (", ".join(fragile) if fragile else "none")]
+    return "\n".join(lines + [f"Note: {n}" for n in sweep.notes])
+
+
+def plot(sweep: Sweep, path) -> Path:
+    """Heat map (assignments x observables, |shift| / tolerance, log colour, 1 = tolerance) and speed-up bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    rows = [r for r in sweep.rows if r.sweep in (SOLO, REVERSE)] or sweep.rows
+    observables = sorted({name for r in rows for name in r.ratios}, key=_observable_order)
+    ratios = np.array([[r.ratios.get(name, np.nan) for name in observables] for r in rows], float)
+    shown = np.clip(np.nan_to_num(ratios, nan=1e-3, posinf=1e4), 1e-3, 1e4)
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(14, 0.45 * len(rows) + 2.5),
+                                   gridspec_kw={"width_ratios": [4, 1]}, sharey=True)
+    image = ax.imshow(shown, cmap="RdYlGn_r", norm=LogNorm(1e-2, 1e2), aspect="auto")
+    for (i, j), value in np.ndenumerate(ratios):
+        ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(observables)), observables, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{r.sweep}: {r.label}" for r in rows], fontsize=8)
+    ax.set_title(f"{sweep.model or '?'}: {sweep.precision} on {sweep.runtime}, |shift| / tolerance (worst bin)")
+    fig.colorbar(image, ax=ax, label="|shift| / tolerance (1 = tolerance)", shrink=0.8)
+    speed = np.array([r.speedup for r in rows])
+    err = np.array([[r.speedup - r.speedup_low for r in rows], [r.speedup_high - r.speedup for r in rows]])
+    bars.barh(range(len(rows)), speed, xerr=np.clip(err, 0, None),
+              color=["tab:green" if r.accepted else "tab:red" for r in rows])
+    bars.axvline(1.0, color="k", lw=0.8)
+    bars.set_xlabel(f"speed-up vs {sweep.runtime} FP32")
+    bars.set_title("speed-up (rough)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _observable_order(name: str) -> int:
+    from gan.paired import PAIRED_OBSERVABLES
+
+    order = list(PAIRED_OBSERVABLES)
+    return order.index(name) if name in order else len(order)
+
+
+def format_report(sweep: Sweep, sections=()) -> str:
+    """The table, the activation statistics and any extra markdown ``sections``."""
+    from quant.activations import format_stats
+
+    parts = [format_table(sweep)]
+    if sweep.activations:
+        parts.append("Activation ranges of each layer's input (FP32, calibration inputs; int8 = symmetric per-tensor "
+                     "min/max)\n\n" + format_stats(sweep.activations))
+    return "\n\n".join([*parts, *sections]) + "\n"
+
+
+def write_report(sweep: Sweep, directory, stem: str, sections=()) -> list[Path]:
+    """``stem``.md (table), ``stem``.json (the sweep) and ``stem``.png (the figure) in ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    md = directory / f"{stem}.md"
+    fd, tmp = tempfile.mkstemp(prefix=f".{md.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(format_report(sweep, sections))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, md)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return [md, write_json_atomic(directory / f"{stem}.json", sweep.to_dict()), plot(sweep, directory / f"{stem}.png")]
