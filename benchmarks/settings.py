@@ -8,6 +8,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from quant.registry import slow_builds
+
 SETTINGS_FILE = Path(__file__).with_name("settings.toml")
 ALL = "all"
 
@@ -94,7 +96,8 @@ def select_variants(option: str | None, skip_option: str | None, known: list[str
     if option:
         chosen = select(split(option), known, "variant")
     else:
-        chosen = [name for name in known if not any(fnmatch.fnmatchcase(name, p) for p in settings.slow_variants)]
+        chosen = [name for name in known if name not in slow_builds()
+                  and not any(fnmatch.fnmatchcase(name, p) for p in settings.slow_variants)]
     skip = split(skip_option)
     chosen = [name for name in chosen if not any(fnmatch.fnmatchcase(name, p) for p in skip)]
     reference_kept = settings.reference in known and not any(fnmatch.fnmatchcase(settings.reference, p) for p in skip)

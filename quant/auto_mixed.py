@@ -446,4 +446,4 @@ def _check() -> None:
 
 register(VariantSpec(NAME, "per-layer int8/bf16/fp32 on OpenVINO chosen from the layer-wise sensitivity sweep "
                      "(fastest inside the tolerance table; sweep cached)",
-                     build, load, _check))
+                     build, load, _check, slow_build=True))

@@ -220,4 +220,4 @@ def load_tuned(directory) -> TunedIncVariant:
 
 
 register(VariantSpec(NAME, "INC INT8 with accuracy-driven fallback to fp32 (physics objective as eval_fn)",
-                     build, load_tuned, lambda: check(NAME)))
+                     build, load_tuned, lambda: check(NAME), slow_build=True))

@@ -165,4 +165,5 @@ def _notes(fallback: list[str], tuning: dict, max_drop: float) -> list[str]:
 
 
 register(VariantSpec(TUNED, "OpenVINO + NNCF INT8 with accuracy control on the physics objective (FP32 fallbacks)",
-                     build_tuned, functools.partial(load, name=TUNED), requires(TUNED, "openvino", "nncf")))
+                     build_tuned, functools.partial(load, name=TUNED), requires(TUNED, "openvino", "nncf"),
+                     slow_build=True))

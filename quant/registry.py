@@ -29,6 +29,7 @@ class VariantSpec:
     build: Callable  # (fp32 keras generator, Calibration) -> Variant
     load: Callable  # (directory) -> Variant
     check: Callable[[], None] = _always_available  # raises VariantUnavailable with the reason
+    slow_build: bool = False  # building tunes or sweeps for minutes: left out of default report/benchmark runs
 
 
 _SPECS: dict[str, VariantSpec] = {}
@@ -60,6 +61,11 @@ def get(name: str) -> VariantSpec:
     if name not in _SPECS:
         raise VariantError(f"unknown variant '{name}'; known variants: {', '.join(sorted(_SPECS))}")
     return _SPECS[name]
+
+
+def slow_builds() -> list[str]:
+    """Variants whose build takes minutes (tuning, layer sweeps)."""
+    return [name for name in names() if _SPECS[name].slow_build]
 
 
 def unavailable_reason(name: str) -> str | None:

@@ -37,7 +37,6 @@ QUICK_NOTE = ("speed-ups here are quick measurements: {pairs} interleaved FP32/v
               "the careful measurement")
 # Variants whose build tunes or sweeps for minutes (accuracy-driven tuning, a layer-wise sensitivity sweep): run
 # only when named in --variants (or with --variants all), so the default report stays within a few minutes.
-SLOW_BUILDS = ("auto-mixed", "inc-int8-tuned", "openvino-int8-tuned")
 SLOW_BUILD_REASON = "its build tunes for minutes; name it in --variants (or --variants all) to include it"
 # TF warns on every TFLite int8 conversion without input statistics; the variant's input and output stay float32
 QUIET_BUILD = "Statistics for quantized inputs were expected"
@@ -55,7 +54,7 @@ class StudyConfig:
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     speed: bool = True
     pairs: int = DEFAULT_PAIRS
-    left_out: tuple[str, ...] = ()  # registered variants not run by default (SLOW_BUILDS)
+    left_out: tuple[str, ...] = ()  # registered variants not run by default (quant.registry.slow_builds)
 
 
 @dataclass
@@ -93,14 +92,14 @@ def available_models() -> list[str]:
 def resolve_variants(requested: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """(variants to run, {variant: why it cannot run here}) for ``requested`` names, ``["all"]`` or the default.
 
-    The default is every registered variant but :data:`SLOW_BUILDS`. Unknown names raise :class:`StudyError`
+    The default is every registered variant but the slow builds (:func:`quant.registry.slow_builds`). Unknown names raise :class:`StudyError`
     listing the known ones; fp32 is the reference and always implied.
     """
     from quant import registry
 
     known = registry.names()
     if requested is None:
-        names = [n for n in known if n not in SLOW_BUILDS]
+        names = [n for n in known if n not in registry.slow_builds()]
     else:
         names = known if requested == ["all"] else requested
     unknown = [n for n in names if n not in known]
@@ -115,7 +114,7 @@ def left_out_by_default(chosen) -> tuple[str, ...]:
     """The registered slow-to-build variants a default run leaves out."""
     from quant import registry
 
-    return tuple(n for n in registry.names() if n in SLOW_BUILDS and n not in chosen)
+    return tuple(n for n in registry.slow_builds() if n not in chosen)
 
 
 def resolve_models(requested: list[str] | None) -> list[str]:

@@ -182,6 +182,12 @@ def test_unknown_variant_lists_known_names():
         registry.build("int3", None, None)
 
 
+def test_tuning_variants_are_registered_as_slow_builds():
+    slow = registry.slow_builds()
+    assert {"auto-mixed", "inc-int8-tuned", "openvino-int8-tuned"} <= set(slow)
+    assert not {"fp32", "bf16", "openvino-int8", "inc-int8"} & set(slow)
+
+
 def test_not_a_saved_variant(tmp_path):
     with pytest.raises(VariantError, match="not a saved variant"):
         registry.load(tmp_path)
