@@ -93,8 +93,7 @@ def resolve_variants(requested: list[str] | None) -> tuple[list[str], dict[str, 
     """(variants to run, {variant: why it cannot run here}) for ``requested`` names, ``["all"]`` or the default.
 
     The default is every registered variant but the slow builds (:func:`quant.registry.slow_builds`).
-    Unknown names raise :class:`StudyError`
-    listing the known ones; fp32 is the reference and always implied.
+    Unknown names raise :class:`StudyError` listing the known ones; fp32 is the reference and always implied.
     """
     from quant import registry
 
