@@ -3,9 +3,9 @@
 ``neural_compressor.tensorflow.autotune`` quantizes with each configuration of a set in turn, scores each candidate
 with ``eval_fn`` (higher is better) and stops at the first within ``tolerable_loss`` of the FP32 baseline. Our
 ``eval_fn`` is :class:`quant.objective.PhysicsObjective`: the candidate's showers against the FP32 generator's for
-the same seeded inputs, in tolerance units (1 = FP32, :data:`~quant.objective.ACCEPT_SCORE` = at the tolerance
-table). INC's loss is relative to its baseline (the frozen FP32 graph, score ~1), so the tolerable loss is set to
-``1 - ACCEPT_SCORE / baseline``: a candidate is accepted exactly when it is inside the tolerance table.
+the same seeded inputs, in tolerance units (1 = FP32, :data:`~quant.objective.TUNING_SCORE` = at 3/4 of the
+tolerance table). INC's loss is relative to its baseline (the frozen FP32 graph, score ~1), so the tolerable loss
+is set to ``1 - TUNING_SCORE / baseline``: a candidate is accepted exactly when it is inside 3/4 of the tolerance table.
 
 INC 3.x (TF) has no fallback strategy of its own, so the candidates follow INC 2.x's "basic" strategy, stopping at
 the first accepted one:
@@ -43,11 +43,11 @@ from quant.inc import (
     load,
     quant_config,
 )
-from quant.objective import ACCEPT_SCORE, DEFAULT_SEED, PhysicsObjective, model_tolerances
+from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective, model_tolerances
 from quant.registry import VariantSpec, register
 
 NAME = "inc-int8-tuned"
-OBJECTIVE_SHOWERS = 128  # seeded showers each candidate is scored on
+OBJECTIVE_SHOWERS = DEFAULT_SHOWERS  # seeded showers each candidate is scored on
 OBJECTIVE_BINS = 4  # energy bins of the objective over the calibration's energy range
 
 
@@ -85,7 +85,7 @@ class _Scorer:
             rows = op_precisions(graph_def, self.layers)
             int8 = [layer for layer in self.layers if any(r.op == layer and r.precision == "int8" for r in rows)]
             self._seen[digest] = {"int8": int8, "fp32": [layer for layer in self.layers if layer not in int8],
-                                  "score": round(score, 4), "worst": worst, "accepted": score >= ACCEPT_SCORE}
+                                  "score": round(score, 4), "worst": worst, "accepted": score >= TUNING_SCORE}
         self.last = self._seen[digest]
         return self.last["score"]
 
@@ -159,9 +159,9 @@ def tune(graph_def, nodes: dict, scorer: _Scorer, inputs: np.ndarray, per_channe
     """
     with inc_session(graph_def) as model:
         baseline = scorer(model)
-        if baseline < ACCEPT_SCORE:
-            raise VariantError(f"{NAME}: the frozen FP32 graph itself scores {baseline:.3f} < {ACCEPT_SCORE}")
-        search = _Search(model, nodes, scorer, 1 - ACCEPT_SCORE / baseline, calibration_loader(inputs), per_channel)
+        if baseline < TUNING_SCORE:
+            raise VariantError(f"{NAME}: the frozen FP32 graph itself scores {baseline:.3f} < {TUNING_SCORE}")
+        search = _Search(model, nodes, scorer, 1 - TUNING_SCORE / baseline, calibration_loader(inputs), per_channel)
         tuned, picked = search.run()
     return tuned, picked, search.trials, baseline
 
@@ -179,7 +179,7 @@ class TunedIncVariant(IncVariant):
         low, high = objective["energy_range_gev"]
         notes = [f"INC autotune, eval_fn = physics objective ({objective['showers']} showers, seed "
                  f"{objective['seed']}, {low:g}-{high:g} GeV in {objective['bins']} bins); accept score >= "
-                 f"{ACCEPT_SCORE} (inside the tolerance table); FP32 baseline {tuning['baseline']:.4f}"]
+                 f"{TUNING_SCORE:.3f} (inside 3/4 of the tolerance table); FP32 baseline {tuning['baseline']:.4f}"]
         for i, trial in enumerate(tuning["trials"], 1):
             verdict = ("accepted" if trial["accepted"] else "rejected") + (", picked" if i == tuning["picked_trial"]
                                                                            else "")

@@ -25,10 +25,16 @@ import numpy as np
 from gan import metrics, paired
 
 ACCEPT_SCORE = 0.5  # score at a worst tolerance ratio of exactly 1
+# What the tuners accept: 3/4 of the tolerance. Tuned right at the tolerance on their own seeded showers, NNCF's
+# pick for the default model moved the validation suite's 200-250 GeV energy by 1.18 tolerances.
+TUNING_RATIO = 0.75
+TUNING_SCORE = 1.0 / (1.0 + TUNING_RATIO)
 # Paired observables left out of the objective: the hottest-cell flip rate has no resolution of its own (its
 # tolerance cannot fail, see tolerances.toml) and the cell spectrum's tolerance depends on the sample size.
 EXCLUDED = ("position_of_maximum_changed", "cell_energy_spectrum")
-DEFAULT_SHOWERS = 128
+# 128 per energy bin: at 32 per bin, NNCF's tuning kept CERN's conv3d_2 in int8, which widens the rare
+# 400-500 GeV showers by ~100% (found by the validation suite's inputs, not by the tuner's)
+DEFAULT_SHOWERS = 512
 DEFAULT_SEED = 4242
 
 

@@ -5,8 +5,8 @@ fall back to FP32.
 sample per item), then reverts groups of quantizers to floating point, ranked by how much each reversion restores
 the validation metric, until the metric drop is at most ``max_drop``. The metric is
 :class:`quant.objective.PhysicsObjective`'s score on :data:`VALIDATION_SHOWERS` seeded inputs over the
-Calibration's energy range, against the OpenVINO FP32 model's own showers; ``max_drop = 1 - ACCEPT_SCORE``
-(absolute, from 1 for FP32) means "inside the tolerance table". The validation inputs are :data:`ITEMS` items,
+Calibration's energy range, against the OpenVINO FP32 model's own showers; ``max_drop = 1 - TUNING_SCORE``
+(absolute, from 1 for FP32) means "inside 3/4 of the tolerance table". The validation inputs are :data:`ITEMS` items,
 each spanning the whole energy range (every k-th shower in energy order), so the objective can score any subset
 NNCF asks for; every item also gets its own score (NNCF's per-item values). Ranking uses every item and one worker:
 calibration, validation and tuning are deterministic for a given seed. Which layers fell back, the metric after
@@ -24,7 +24,7 @@ import numpy as np
 
 from quant.base import VariantError
 from quant.calibration import Calibration
-from quant.objective import ACCEPT_SCORE, DEFAULT_SEED, PhysicsObjective, model_tolerances
+from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective, model_tolerances
 from quant.openvino import (
     INFERENCE_PRECISION,
     INT8_LAYERS,
@@ -39,10 +39,10 @@ from quant.openvino import (
 from quant.registry import VariantSpec, register
 
 TUNED = "openvino-int8-tuned"
-VALIDATION_SHOWERS = 128  # seeded inputs of the objective (4 energy bins of ~32)
+VALIDATION_SHOWERS = DEFAULT_SHOWERS  # seeded inputs of the objective (4 energy bins of 128)
 ITEMS = 4  # validation items NNCF sees (32 showers each); each spans the whole energy range
 BINS = 4
-MAX_DROP = 1.0 - ACCEPT_SCORE
+MAX_DROP = 1.0 - TUNING_SCORE
 DROP_TYPE = "ABSOLUTE"
 # NNCF's log lines: each group of operations it reverts to floating point, then the metric drop that results
 REVERTED, DROPS = "Reverted ", ("Accuracy drop with the new quantization scope is ", "achieved required accuracy drop ")

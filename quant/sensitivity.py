@@ -41,14 +41,12 @@ import numpy as np
 
 from quant.activations import COMPUTE, WEIGHTED, ActivationStats
 from quant.base import VariantError, VariantUnavailable
-from quant.objective import DEFAULT_SEED, array_sha256, model_tolerances, weights_sha256
+from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, array_sha256, model_tolerances, weights_sha256
 
 FP32 = "fp32"
 TARGETS = ("int8", "bf16")
 SOLO, REVERSE, BASELINE = "solo", "reverse", "baseline"
 NO_LAYER, ALL_LAYERS = "(none)", "(all)"
-DEFAULT_SHOWERS = 512  # physics: paired showers, 128 per energy bin (at 32 per bin, CERN's conv3d_2 int8 passed
-# by luck: its centroid shifts come from rare events that move a lot)
 DEFAULT_BINS = 4
 DEFAULT_PAIRS = 5  # speed: interleaved timing pairs per assignment
 SPEED_BATCH = 32  # speed: showers per timed call

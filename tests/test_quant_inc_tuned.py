@@ -6,7 +6,7 @@ import pytest
 from quant import registry
 from quant.calibration import make_calibration
 from quant.inc import itex_installed
-from quant.objective import ACCEPT_SCORE
+from quant.objective import TUNING_SCORE
 
 NAME = "inc-int8-tuned"
 TRIAL_KEYS = {"int8", "fp32", "score", "worst", "accepted"}
@@ -38,7 +38,7 @@ def test_info_lists_trials_and_the_fallbacks(tuned):
     tuning = tuned.info["tuning"]
     trials = tuning["trials"]
     assert trials and all(set(trial) == TRIAL_KEYS for trial in trials)
-    assert all(trial["accepted"] == (trial["score"] >= ACCEPT_SCORE) for trial in trials)
+    assert all(trial["accepted"] == (trial["score"] >= TUNING_SCORE) for trial in trials)
     assert tuning["accepted"] == any(t["accepted"] for t in trials) == trials[tuning["picked_trial"] - 1]["accepted"]
     assert (tuned.info["fp32_layers"] == []) == trials[0]["accepted"]  # fallbacks exactly when all-int8 failed
     first = trials[0]  # every layer INC can quantize here in int8
@@ -63,7 +63,7 @@ def test_accepted_variant_is_inside_the_tolerance_table(generator, tuned):
     spec = tuned.info["tuning"]["objective"]
     objective = PhysicsObjective.for_generator(lambda z, e: generate(generator, z, e), spec["energy_range_gev"],
                                                n=spec["showers"], seed=spec["seed"], bins=spec["bins"])
-    assert objective.evaluate_generator(tuned.generate).score >= ACCEPT_SCORE
+    assert objective.evaluate_generator(tuned.generate).score >= TUNING_SCORE
 
 
 def test_deterministic_for_a_seed(generator, tuned):
