@@ -12,7 +12,7 @@ from gan.cli import energy_range_arg as energy_range
 from gan.cli import run_command
 from gan.data import ShowerFileError
 from gan.weights import WeightFileError
-from quant import registry, sensitivity
+from quant import registry, sensitivity, sensitivity_report
 from quant.base import VariantError, VariantUnavailable, directory_size
 from quant.calibration import TRAINING_ENERGY_RANGE_GEV
 
@@ -120,8 +120,8 @@ def cmd_sensitivity(args) -> None:
         if args.compare:
             sections.append(auto_mixed.format_comparison(auto_mixed.compare(
                 generator, calibration, settings=settings, cache_dir=args.cache)))
-    paths = sensitivity.write_report(sweep, args.out, f"{Path(args.model).stem}-{sweep.runtime}-{args.precision}",
-                                     sections)
+    stem = f"{Path(args.model).stem}-{sweep.runtime}-{args.precision}"
+    paths = sensitivity_report.write_report(sweep, args.out, stem, sections)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
 

@@ -356,7 +356,7 @@ SENSITIVITY_SWEEPS = (("int8", "openvino"), ("bf16", "openvino"), ("bf16", "kera
 
 
 def markdown_blocks(text: str) -> list[tuple]:
-    """Plain markdown text (paragraphs and pipe tables, as quant.sensitivity.format_table writes) as blocks."""
+    """Plain markdown text (paragraphs and pipe tables, as quant.sensitivity_report.format_table writes) as blocks."""
     blocks = []
     for chunk in text.strip().split("\n\n"):
         lines = chunk.strip().splitlines()
@@ -374,7 +374,7 @@ def sensitivity_blocks(models, image_dir) -> list[tuple] | None:
     None when quant.sensitivity is absent or nothing is cached (the report then says how to make one).
     """
     try:
-        from quant import sensitivity
+        from quant import sensitivity, sensitivity_report
     except ImportError:
         return None
     blocks = []
@@ -388,9 +388,9 @@ def sensitivity_blocks(models, image_dir) -> list[tuple] | None:
             if sweep is None:
                 continue
             name = f"sensitivity_{model}_{precision}_{runtime}.png"
-            sensitivity.plot(sweep, Path(image_dir) / name)
+            sensitivity_report.plot(sweep, Path(image_dir) / name)
             blocks.append(("h", 3, f"{model}: {precision} on {runtime}"))
-            blocks += markdown_blocks(sensitivity.format_table(sweep))
+            blocks += markdown_blocks(sensitivity_report.format_table(sweep))
             blocks.append(("img", name, f"Layer sensitivity of {model} to {precision} on {runtime}: |shift| / "
                                         "tolerance per layer assignment, and speed-up"))
     return blocks or None

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quant import sensitivity
+from quant import sensitivity, sensitivity_report
 from quant.base import VariantError, VariantUnavailable
 from quant.calibration import make_calibration
 from quant.sensitivity import SOLO, Runtime, Sweep, SweepSettings, run_sweep
@@ -139,10 +139,10 @@ def test_sweep_is_deterministic_and_round_trips_json(tmp_path):
 
 def test_table_and_figure(tmp_path):
     result = sweep(tmp_path, [])
-    table = sensitivity.format_table(result)
+    table = sensitivity_report.format_table(result)
     assert "**FRAGILE**" in table and "Fragile alone: conv3d_2" in table
     assert table.count("| solo |") == 3 and table.count("| reverse |") == 3
-    paths = sensitivity.write_report(result, tmp_path / "out", "fake-int8")
+    paths = sensitivity_report.write_report(result, tmp_path / "out", "fake-int8")
     assert [p.suffix for p in paths] == [".md", ".json", ".png"]
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
