@@ -16,6 +16,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from quant.cli import positive_int
 from report import results as results_io
 
 DEFAULT_ROOT = Path("reports")
@@ -23,16 +24,6 @@ DEFAULT_ROOT = Path("reports")
 
 class ReportError(ValueError):
     """Bad arguments or an output folder that must not be touched; one line for the user."""
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def int_list(text: str) -> tuple[int, ...]:
