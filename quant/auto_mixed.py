@@ -254,19 +254,21 @@ def _log(message: str) -> None:
 
 
 def select(generator, calibration, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
-           use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log) -> Choice:
-    """Run (or read) the solo sweeps on OpenVINO, choose and verify an assignment; cached."""
+           use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log,
+           tolerances: Mapping[str, float] | None = None) -> Choice:
+    """Run (or read) the solo sweeps on OpenVINO, choose and verify an assignment; cached. ``tolerances``:
+    default the model's own (:func:`quant.objective.model_tolerances`; a folded generator passes its original's)."""
     from quant import sensitivity
     from quant.speed import paired_speedup
 
     start = time.perf_counter()
     runtime = sensitivity.get_runtime(RUNTIME)
     cache_dir = sensitivity.default_cache_dir() if cache_dir is None else Path(cache_dir)
-    tolerances = model_tolerances(generator)[0]
+    tolerances = model_tolerances(generator)[0] if tolerances is None else dict(tolerances)
     objective = functools.cache(lambda: sensitivity.make_objective(generator, calibration, settings, tolerances))
     sweeps = {p: sensitivity.run_sweep(generator, calibration, p, runtime, settings=settings, reverse=False,
                                        activations=False, cache_dir=cache_dir, use_cache=use_cache,
-                                       refresh=refresh, objective=objective, log=log)
+                                       refresh=refresh, objective=objective, log=log, tolerances=tolerances)
               for p in runtime.precisions}
     layers = runtime.layers(generator)
     macs = layer_macs(generator, layers)
@@ -311,10 +313,8 @@ def _provenance(precision: str, sweep) -> str:
 class AutoMixedVariant:
     """An OpenVINO generator with the chosen per-layer precisions; its op report explains the choice."""
 
-    name = NAME
-
-    def __init__(self, inner, choice: Choice):
-        self.inner, self.choice = inner, choice
+    def __init__(self, inner, choice: Choice, name: str = NAME):
+        self.inner, self.choice, self.name = inner, choice, name
 
     def generate(self, z, energy_gev):
         return self.inner.generate(z, energy_gev)
@@ -322,7 +322,7 @@ class AutoMixedVariant:
     def save(self, directory) -> Path:
         directory = self.inner.save(directory)
         info = {k: v for k, v in self.inner.info.items() if k != "auto_mixed"}
-        write_variant_file(directory, NAME, **info, auto_mixed=self.choice.to_dict())
+        write_variant_file(directory, self.name, **info, auto_mixed=self.choice.to_dict())
         return Path(directory)
 
     def size_bytes(self) -> int:
@@ -330,7 +330,7 @@ class AutoMixedVariant:
 
     def op_report(self) -> OpReport:
         inner = self.inner.op_report()
-        return OpReport(NAME, inner.rows, inner.source, inner.notes + describe(self.choice))
+        return OpReport(self.name, inner.rows, inner.source, inner.notes + describe(self.choice))
 
 
 def describe(c: Choice) -> list[str]:
@@ -357,23 +357,24 @@ def _inner_as(inner, name: str):
 
 
 def build(generator, calibration, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
-          use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log) -> AutoMixedVariant:
-    """Select (sweeps and choice cached) and build the auto-mixed variant."""
+          use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log,
+          tolerances: Mapping[str, float] | None = None, name: str = NAME) -> AutoMixedVariant:
+    """Select (sweeps and choice cached) and build the auto-mixed variant (called ``name``)."""
     from quant import sensitivity
 
     choice = select(generator, calibration, settings=settings, cache_dir=cache_dir, use_cache=use_cache,
-                    refresh=refresh, log=log)
+                    refresh=refresh, log=log, tolerances=tolerances)
     inner = sensitivity.get_runtime(RUNTIME).build(generator, calibration, choice.assignment)
-    return AutoMixedVariant(_inner_as(inner, NAME), choice)
+    return AutoMixedVariant(_inner_as(inner, name), choice, name)
 
 
-def load(directory) -> AutoMixedVariant:
+def load(directory, name: str = NAME) -> AutoMixedVariant:
     from quant import openvino
 
     info = read_variant_file(directory)
-    if info.get("variant") != NAME or "auto_mixed" not in info:
-        raise VariantError(f"{directory}: holds variant '{info.get('variant')}', not '{NAME}'")
-    return AutoMixedVariant(openvino.load(directory, name=NAME), Choice.from_dict(info["auto_mixed"]))
+    if info.get("variant") != name or "auto_mixed" not in info:
+        raise VariantError(f"{directory}: holds variant '{info.get('variant')}', not '{name}'")
+    return AutoMixedVariant(openvino.load(directory, name=name), Choice.from_dict(info["auto_mixed"]), name)
 
 
 def compare(generator, calibration, names=COMPARED, *, settings: SweepSettings = SweepSettings(), cache_dir=None,

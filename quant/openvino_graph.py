@@ -144,9 +144,25 @@ def _zero_padding3d(ops, x, layer, state):
     return x
 
 
+def _depth_to_space(ops, x, layer, state):
+    """:class:`quant.fold.DepthToSpace3D` in NCDHW: channels (r1, r2, r3, c) -> interleaved grid, cropped."""
+    s1, s2, s3 = layer.blocks
+    channels, q1, q2, q3 = (d.get_length() for d in list(x.get_output_partial_shape(0))[1:])
+    c = channels // (s1 * s2 * s3)
+    y = ops.reshape(x, ops.constant(np.array([-1, s1, s2, s3, c, q1, q2, q3], np.int64)), False,
+                    name=f"{layer.name}/split")
+    y = ops.transpose(y, ops.constant(np.array([0, 4, 5, 1, 6, 2, 7, 3], np.int64)), name=f"{layer.name}/interleave")
+    y = ops.reshape(y, ops.constant(np.array([-1, c, q1 * s1, q2 * s2, q3 * s3], np.int64)), False,
+                    name=f"{layer.name}/merge")
+    zero, end = np.zeros(3, np.int64), np.array(layer.size, np.int64)
+    return ops.slice(y, ops.constant(zero), ops.constant(end), ops.constant(np.ones(3, np.int64)),
+                     ops.constant(np.array([2, 3, 4], np.int64)), name=layer.name)
+
+
 CONVERTERS = {
     "Dense": _dense, "Reshape": _reshape, "Conv3D": _conv3d, "LeakyReLU": _leaky_relu, "ReLU": _relu,
     "BatchNormalization": _batch_norm, "UpSampling3D": _upsampling3d, "ZeroPadding3D": _zero_padding3d,
+    "DepthToSpace3D": _depth_to_space,
 }
 COMPUTE_LAYERS = ("Dense", "Conv3D")  # the layers whose runtime precision the op report shows
 

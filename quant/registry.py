@@ -15,7 +15,7 @@ from typing import Callable
 from quant.base import Variant, VariantError, read_variant_file
 
 VARIANT_MODULES = ("quant.fp32", "quant.bf16", "quant.tflite", "quant.openvino", "quant.inc", "quant.inc_tuned",
-                   "quant.auto_mixed", "quant.openvino_tuned")
+                   "quant.auto_mixed", "quant.openvino_tuned", "quant.folded")
 
 
 def _always_available() -> None:

@@ -1,0 +1,180 @@
+"""The folded variants: the exact rewrite of :mod:`quant.fold`, then a precision on top of it.
+
+- ``folded``: the folded Keras model in float32 as one ``tf.function`` (exact: relative L2 ~1e-6 vs ``fp32``).
+- ``folded-bf16``: the folded Keras model in Keras ``mixed_bfloat16`` (the output ReLU float32). The merged Dense
+  replaces conv3d_1, whose 6x6x8 SAME bf16 kernel is wrong on AMX with TF 2.21; the folded convolutions have
+  other shapes, so on AMX this variant's physics is what the validation suite says, not assumed.
+- ``folded-openvino`` / ``folded-openvino-bf16``: the folded graph built with OpenVINO's opset API
+  (:func:`quant.openvino_graph.build_model`), inference precision f32 / bf16.
+- ``folded-auto-mixed``: :mod:`quant.auto_mixed` on the folded layers (per-layer int8 / bf16 / fp32 on OpenVINO,
+  the same sweep, cost model and physics objective, with the original model's tolerances).
+
+Every build checks the fold: the folded graph in float32 (Keras, and the exported OpenVINO graph for the
+OpenVINO variants) against the original ``fp32`` generator on seeded inputs; more than
+:data:`quant.fold.MAX_RELATIVE_L2` relative L2 error is a build error. The op report states the measured error of
+the fold and of the variant itself. Keras variants are saved as the original weights (the fold is redone and
+re-checked at load, ~2 s); OpenVINO variants as their IR.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from quant import fold
+from quant.base import OpReport, write_variant_file
+from quant.cpu import BF16_FLAGS, require_any
+from quant.fp32 import WEIGHTS_FILE, KerasVariant, clone_generator, load_generator_from
+from quant.registry import VariantSpec, register
+
+FOLDED, BF16, OV_FP32, OV_BF16, AUTO_MIXED = ("folded", "folded-bf16", "folded-openvino", "folded-openvino-bf16",
+                                              "folded-auto-mixed")
+MIXED = "mixed_bfloat16"
+OUTPUT_LAYER = "re_lu_1"  # kept float32 in folded-bf16: float32 output
+BF16_NEEDS = "AMX-BF16 or AVX512-BF16"
+KERAS_SOURCE = "Keras dtype policy of the folded model"
+
+
+_FOLDS: dict[str, tuple] = {}  # weights sha256 -> (folded model, exactness): one fold per generator
+_MAX_FOLDS = 4
+
+
+def _folded_for(generator):
+    """(folded Keras model, fold exactness vs the original fp32) of ``generator``; checked once per weights."""
+    from quant import fp32
+    from quant.objective import weights_sha256
+
+    key = weights_sha256(generator)
+    if key not in _FOLDS:
+        folded = fold.fold_generator(generator)
+        check = fold.exactness(fp32.build(generator).generate, KerasVariant("folded-check", folded, "").generate)
+        while len(_FOLDS) >= _MAX_FOLDS:
+            _FOLDS.pop(next(iter(_FOLDS)))
+        _FOLDS[key] = folded, fold.require_exact(check, "fold of the Keras generator")
+    return _FOLDS[key]
+
+
+def fold_notes(generator, folded, check: fold.Exactness) -> list[str]:
+    before, after = fold.macs_per_shower(generator), fold.macs_per_shower(folded)
+    return [check.format() + " (folded float32 vs the original fp32 generator)",
+            f"multiply-adds per shower: {sum(before.values()) / 1e6:.0f} M -> {sum(after.values()) / 1e6:.0f} M "
+            f"({', '.join(f'{k} {v / 1e6:.1f} M' for k, v in after.items())})",
+            f"{fold.MERGED_DENSE} = dense_1 + conv3d_1 as one Dense; conv3d_k{fold.PHASES} = up_sampling3d + "
+            f"zero_padding3d + conv3d_k as one low-resolution convolution, then {fold.DEPTH_TO_SPACE}_k "
+            "(interleave, crop); BatchNormalization layers unchanged"]
+
+
+class FoldedKerasVariant(KerasVariant):
+    """The folded Keras model with per-layer dtype policies; saved as the original generator's weights."""
+
+    def __init__(self, name: str, generator, policy, notes=()):
+        folded, check = _folded_for(generator)
+        model = clone_generator(folded, policy)
+        super().__init__(name, model, KERAS_SOURCE, fold_notes(generator, folded, check) + list(notes))
+        self.original, self.fold_check = generator, check
+
+    def save(self, directory) -> Path:
+        from gan.weights import save_weights
+
+        directory = Path(directory)
+        save_weights(self.original, directory / WEIGHTS_FILE, {"variant": self.name})
+        write_variant_file(directory, self.name, weights=WEIGHTS_FILE, folded_at_load=True,
+                           fold_relative_l2=self.fold_check.relative_l2)
+        return directory
+
+    def op_report(self) -> OpReport:
+        report = super().op_report()
+        if self.name != FOLDED:
+            report.notes.insert(0, own_error_note(self.original, self.generate))
+        return report
+
+
+def own_error_note(generator, generate) -> str:
+    """How far a reduced-precision folded variant is from the original fp32 (seeded inputs)."""
+    from quant import fp32
+
+    result = fold.exactness(fp32.build(generator).generate, generate)
+    return (f"this variant vs the original fp32: relative L2 {result.relative_l2:.2g}, energy ratio "
+            f"{result.energy_ratio:.4f} ({result.showers} seeded showers; precision loss, judged by validation)")
+
+
+def build_folded(generator, calibration=None) -> FoldedKerasVariant:
+    return FoldedKerasVariant(FOLDED, generator, lambda name: "float32")
+
+
+def build_bf16(generator, calibration=None) -> FoldedKerasVariant:
+    require_any(BF16, BF16_FLAGS, BF16_NEEDS)
+    notes = ["bf16 kernels: AMX where the CPU has it, else AVX512-BF16 (oneDNN)"]
+    return FoldedKerasVariant(BF16, generator, lambda name: "float32" if name == OUTPUT_LAYER else MIXED, notes)
+
+
+def build_openvino(generator, calibration=None, name: str = OV_FP32):
+    """The folded graph on OpenVINO; its f32 export is checked against the original before any precision."""
+    from quant import fp32, openvino
+
+    folded, check = _folded_for(generator)
+    exported = openvino.build_mixed(folded, None, {}, name=name)
+    export_check = fold.require_exact(fold.exactness(fp32.build(generator).generate, exported.generate),
+                                      "OpenVINO export of the folded generator")
+    notes = fold_notes(generator, folded, check) + [export_check.format() + " (OpenVINO f32 export vs fp32)"]
+    if name == OV_FP32:
+        variant = exported
+    else:
+        variant = openvino.build_mixed(folded, None, {}, name=name, default="bf16")
+        notes.insert(0, own_error_note(generator, variant.generate))
+    variant.info["report_notes"] = notes
+    return variant
+
+
+def build_auto_mixed(generator, calibration):
+    from quant import auto_mixed
+    from quant.objective import model_tolerances
+
+    folded, check = _folded_for(generator)
+    variant = auto_mixed.build(folded, calibration, tolerances=model_tolerances(generator)[0], name=AUTO_MIXED)
+    variant.inner.info["report_notes"] = fold_notes(generator, folded, check)
+    return variant
+
+
+def _load_keras(name: str, build):
+    def load(directory):
+        return build(load_generator_from(directory, name))
+    return load
+
+
+def _load_openvino(name: str):
+    def load(directory):
+        from quant import openvino
+
+        return openvino.load(directory, name=name)
+    return load
+
+
+def _load_auto_mixed(directory):
+    from quant import auto_mixed
+
+    return auto_mixed.load(directory, name=AUTO_MIXED)
+
+
+def _requires(name: str, *modules: str, bf16: bool = False):
+    from quant.openvino import requires
+
+    return requires(name, *modules, bf16=bf16)
+
+
+def _bf16_check() -> None:
+    require_any(BF16, BF16_FLAGS, BF16_NEEDS)
+
+
+register(VariantSpec(FOLDED, "exact rewrite (dense_1+conv3d_1 merged, sub-pixel conv2/conv3), Keras float32",
+                     build_folded, _load_keras(FOLDED, build_folded)))
+register(VariantSpec(BF16, "folded generator in Keras mixed_bfloat16 (output float32)", build_bf16,
+                     _load_keras(BF16, build_bf16), _bf16_check))
+register(VariantSpec(OV_FP32, "folded generator on OpenVINO, inference precision f32", build_openvino,
+                     _load_openvino(OV_FP32), _requires(OV_FP32, "openvino")))
+register(VariantSpec(OV_BF16, "folded generator on OpenVINO, inference precision bf16",
+                     functools.partial(build_openvino, name=OV_BF16), _load_openvino(OV_BF16),
+                     _requires(OV_BF16, "openvino", bf16=True)))
+register(VariantSpec(AUTO_MIXED, "auto-mixed (per-layer int8/bf16/fp32 on OpenVINO) on the folded layers",
+                     build_auto_mixed, _load_auto_mixed, _requires(AUTO_MIXED, "openvino", "nncf"),
+                     slow_build=True))
