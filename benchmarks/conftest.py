@@ -4,6 +4,10 @@
     pytest benchmarks --variants bf16,openvino-* --batch-sizes 128 --threads 2
     pytest benchmarks --gate                           # CI: only the floors of speedup_floors.toml, fail below them
 
+The gate measures the floor that applies here for each (model, variant, batch) of speedup_floors.toml (this CPU
+class and thread count, else a conservative "any" floor); when none applies, or none could be measured, it fails
+with a message saying so (``--gate-allow-none``: pass instead), so a green gate always gated something.
+
 ``--benchmark-compare`` implies ``--benchmark-autosave`` here (``--no-autosave`` turns that off), so running the
 command twice compares the second run with the first; with no saved run yet it says so and measures. Runs made
 on CPUs with another instruction set (AMX, AVX512-VNNI, ...) are refused for comparison. The table of showers/s
@@ -62,6 +66,8 @@ def pytest_addoption(parser):
     group.addoption("--gate", action="store_true", default=False,
                     help="CI gate: measure only the floors of benchmarks/speedup_floors.toml that apply here and "
                          "fail a test whose speed-up is below its floor")
+    group.addoption("--gate-allow-none", action="store_true", default=False,
+                    help="with --gate: pass when no floor applies to this CPU class and thread count (else it fails)")
     group.addoption("--gate-timing", action="store_true", default=False,
                     help="use the gate's longer timing ([gate] of settings.toml) without gating")
     group.addoption("--floors", default=str(floors.FLOORS_FILE), help="the floors and targets file "
@@ -108,6 +114,8 @@ def pytest_configure(config):
 
     state = config.stash[STATE] = _new_state(config)
     state.selection = _selection(config, state)  # bad --models/--variants/--batch-sizes: a usage error, here
+    if state.gate:
+        _check_something_gates(config, state)
     _imply_autosave(config, state)
     for message in (NO_BASELINE, MACHINE_DIFFERS):
         warnings.filterwarnings("ignore", message=re.escape(message), category=PytestBenchmarkWarning)
@@ -182,20 +190,45 @@ def _selection(config, state: BenchState) -> list[tuple[str, str, int]]:
         raise pytest.UsageError(str(exc)) from None
     if not state.gate:
         return [(m, v, b) for m in models for v in variants for b in sizes]
-    # the gate: every floor, narrowed only by options given explicitly
-    return [(f.model, f.variant, f.batch) for f in state.floor_table.floors
-            if (not config.getoption("models") or f.model in models)
-            and (not config.getoption("variants") or f.variant in variants)
-            and (not config.getoption("batch_sizes") or f.batch in sizes)]
+    # the gate: every floor's (model, variant, batch), narrowed only by options given explicitly
+    return [(m, v, b) for m, v, b in state.floor_table.keys()
+            if (not config.getoption("models") or m in models)
+            and (not config.getoption("variants") or v in variants)
+            and (not config.getoption("batch_sizes") or b in sizes)]
+
+
+def _here(state: BenchState) -> tuple:
+    from quant.cpu import cpu_flags
+
+    return state.threads, cpu_flags(), machine.package_versions().get
+
+
+def no_floor_message(threads: int, flags, floors_file: str = floors.FLOORS_FILE.name) -> str:
+    klass = floors.cpu_class(flags)
+    return (f"the gate gates nothing here: no speed-up floor in {floors_file} applies to this CPU (class "
+            f"{klass}) with {threads} threads. Measure floors for it (python -m benchmarks.floors --measure --write, "
+            f"on a quiet machine; CALOGAN_THREADS={threads} for this thread count), or pass --gate-allow-none to "
+            "accept a gate that checks nothing")
+
+
+def _check_something_gates(config, state: BenchState) -> None:
+    """Fail the session now (before any build) when no selected floor applies here, unless --gate-allow-none."""
+    here = _here(state)
+    if any(state.floor_table.floor_for(*key, *here) for key in state.selection):
+        return
+    message = no_floor_message(state.threads, here[1], config.getoption("floors"))
+    if not config.getoption("gate_allow_none"):
+        raise pytest.UsageError(message)
+    state.notes.append(f"--gate-allow-none: {message.split('. ')[0]}")
 
 
 def _gate_skip(state: BenchState, model: str, variant: str, batch: int) -> list:
-    from quant.cpu import cpu_flags
-
-    floor = state.floor_table.floor_for(model, variant, batch)
-    why = floor.scope.mismatch(state.threads, cpu_flags(), machine.package_versions().get)
-    return [pytest.mark.skip(reason=f"floor not gated here: {why} (re-measure: python -m benchmarks.floors "
-                                    "--measure)")] if why else []
+    here = _here(state)
+    if state.floor_table.floor_for(model, variant, batch, *here):
+        return []
+    why = state.floor_table.floor_for(model, variant, batch).scope.mismatch(*here)
+    return [pytest.mark.skip(reason=f"floor not gated here: {why} (measure here: python -m benchmarks.floors "
+                                    "--measure --write)")]
 
 
 def pytest_generate_tests(metafunc):
@@ -346,6 +379,15 @@ def _add_last_run(state: BenchState, bench) -> None:
 def pytest_sessionfinish(session, exitstatus):
     """Write the JSON table; before pytest-benchmark saves, drop an autosave when nothing was measured."""
     state, bench = _state(session.config), getattr(session.config, "_benchmarksession", None)
+    gated = sum(1 for r in state.rows if r.get("floor") and r["floor"]["verdict"])
+    checking = state.gate and not session.config.option.collectonly
+    if checking and not gated and not session.config.getoption("gate_allow_none"):
+        state.notes.append("GATE FAILED: no floor was measured (every gated test was skipped: see the skip "
+                           "reasons); --gate-allow-none accepts that")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif checking:
+        state.notes.append(f"gate: {gated} floor(s) checked on this {floors.cpu_class(_here(state)[1])} CPU with "
+                           f"{state.threads} threads")
     if bench is not None and not bench.benchmarks and bench.autosave:
         bench.autosave = None  # else pytest-benchmark warns 'Not saving anything', an error under filterwarnings
         state.notes.append("nothing was measured: nothing saved")

@@ -1,12 +1,16 @@
 """Speed-up floors (the CI gate) and targets, from ``benchmarks/speedup_floors.toml``; proposes new floors.
 
-A floor applies to one (model, variant, batch) where it was measured: same thread count, the CPU flags it lists,
-the package versions it lists. The gate fails a test when the *upper* end of the speed-up's 95 % bootstrap
-interval is below the floor: only a run that shows the ratio is below the floor fails (the floor's noise margin
-covers machine-to-machine drift, the interval this run's own noise).
+A floor applies to one (model, variant, batch) on one CPU class (:data:`CPU_CLASSES`: AMX, AVX-512 with bf16,
+AVX-512, AVX2) and thread count, with the CPU flags and package versions it lists; ``cpu_class = "any"`` and
+``threads = "any"`` make a conservative floor that applies everywhere (e.g. an exact rewrite must not be slower than
+FP32 by more than the noise margin). Where several apply, the most specific one gates. Every floor says which CPU
+it came from (``cpu``). The gate fails a test when the *upper* end of the speed-up's 95 % bootstrap interval is
+below the floor: only a run that shows the ratio is below the floor fails (the floor's noise margin covers
+machine-to-machine drift, the interval this run's own noise).
 
     python -m benchmarks.floors                       # the floors and targets, and whether each applies here
     python -m benchmarks.floors --measure             # measure here (~3 min on 2 cores), print proposed floors
+    python -m benchmarks.floors --measure --write     # ... and write them as this CPU class's and thread count's
     python -m benchmarks.floors --from-json .benchmarks/speedups.json --margin 0.3
 """
 
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,22 +40,46 @@ BEST_INT8 = "best-int8"  # target name for the fastest variant with int8 ops and
 RUNTIME_PACKAGES = {"quant.openvino": ("openvino", "nncf"), "quant.auto_mixed": ("openvino", "nncf"),
                     "quant.inc": ("neural_compressor", "intel_extension_for_tensorflow"),
                     "quant.tflite": ("ai_edge_litert",)}
-_FLOOR_FIELDS = {"model", "variant", "batch", "threads", "floor", "measured", "cpu_flags", "packages"}
+_FLOOR_FIELDS = {"model", "variant", "batch", "threads", "floor", "measured", "cpu_flags", "packages", "cpu_class",
+                 "cpu"}
 _TARGET_FIELDS = {"variant", "batch", "threads", "speedup", "source", "cpu_flags", "packages"}
+ANY = "any"
+# CPU classes by the instruction sets that decide which int8/bf16 kernels run; the first whose flags are all
+# present is the machine's class
+CPU_CLASSES = {
+    "amx": ("amx_tile", "amx_int8", "amx_bf16"),  # Xeon Sapphire Rapids and later
+    "avx512-bf16": ("avx512f", "avx512_bf16"),  # e.g. AMD Zen 4/5, Cooper Lake: native bf16 dot products, no AMX
+    "avx512": ("avx512f",),  # Skylake-SP to Ice Lake
+    "avx2": ("avx2",),
+}
+NO_CLASS = "other"
+
+
+def cpu_class(cpu_flags) -> str:
+    """The CPU class of a machine with ``cpu_flags`` (:data:`CPU_CLASSES`), or 'other'."""
+    flags = set(cpu_flags)
+    return next((name for name, needed in CPU_CLASSES.items() if set(needed) <= flags), NO_CLASS)
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Where a number was measured: threads, CPU flags (all required), package version specifiers."""
+    """Where a number holds: threads and CPU class (None: any), CPU flags (all required), package specifiers."""
 
-    threads: int
+    threads: int | None
     cpu_flags: tuple[str, ...] = ()
     packages: dict[str, str] = field(default_factory=dict)
+    cpu_class: str | None = None
+
+    def specificity(self) -> int:
+        return (self.cpu_class is not None) + (self.threads is not None)
 
     def mismatch(self, threads: int, cpu_flags, version_of) -> str | None:
         """Why this scope does not hold here (None: it does). ``version_of(import_name)`` -> version or None."""
-        if threads != self.threads:
+        if self.threads is not None and threads != self.threads:
             return f"measured with {self.threads} threads, here {threads}"
+        here = cpu_class(cpu_flags)
+        if self.cpu_class is not None and here != self.cpu_class:
+            return f"for {self.cpu_class} CPUs, this one is {here}"
         missing = sorted(set(self.cpu_flags) - set(cpu_flags))
         if missing:
             return f"needs CPU flag {', '.join(missing)}"
@@ -68,6 +98,10 @@ class Floor:
     floor: float
     scope: Scope
     measured: str = ""
+    cpu: str = ""  # the CPU it was measured on, or why it holds without a measurement
+
+    def key(self) -> tuple:
+        return self.model, self.variant, self.batch, self.scope.cpu_class, self.scope.threads
 
 
 @dataclass(frozen=True)
@@ -85,8 +119,29 @@ class FloorTable:
     targets: tuple[Target, ...]
     noise_margin: float
 
-    def floor_for(self, model: str, variant: str, batch: int) -> Floor | None:
-        return next((f for f in self.floors if (f.model, f.variant, f.batch) == (model, variant, batch)), None)
+    def floors_for(self, model: str, variant: str, batch: int) -> list[Floor]:
+        """Every floor of (model, variant, batch), the most specific scope first."""
+        found = [f for f in self.floors if (f.model, f.variant, f.batch) == (model, variant, batch)]
+        return sorted(found, key=lambda f: -f.scope.specificity())
+
+    def floor_for(self, model: str, variant: str, batch: int, threads: int | None = None, cpu_flags=(),
+                  version_of=None) -> Floor | None:
+        """The floor that gates (model, variant, batch) here (the most specific that applies), or None; without
+        ``threads``: the most specific one, wherever it applies."""
+        found = self.floors_for(model, variant, batch)
+        if threads is None:
+            return found[0] if found else None
+        version_of = version_of or (lambda _: None)
+        return next((f for f in found if f.scope.mismatch(threads, cpu_flags, version_of) is None), None)
+
+    def keys(self) -> list[tuple[str, str, int]]:
+        """(model, variant, batch) of every floor, in file order, once."""
+        return list(dict.fromkeys((f.model, f.variant, f.batch) for f in self.floors))
+
+    def applicable(self, threads: int, cpu_flags, version_of) -> list[Floor]:
+        """The floors that gate here, one per (model, variant, batch)."""
+        found = (self.floor_for(*key, threads, cpu_flags, version_of) for key in self.keys())
+        return [f for f in found if f is not None]
 
     def target_for(self, variant: str, batch: int) -> Target | None:
         return next((t for t in self.targets if (t.variant, t.batch) == (variant, batch)), None)
@@ -105,8 +160,14 @@ def _check_fields(raw: dict, allowed: set, required: set, where: str) -> None:
             raise ValueError(f"{where}: bad version specifier '{spec}'") from None
 
 
-def _scope(raw: dict) -> Scope:
-    return Scope(int(raw["threads"]), tuple(raw.get("cpu_flags", ())), dict(raw.get("packages", {})))
+def _scope(raw: dict, where: str) -> Scope:
+    threads, klass = raw["threads"], raw.get("cpu_class", ANY)
+    if threads != ANY and not (isinstance(threads, int) and threads >= 1):
+        raise ValueError(f"{where}: threads must be a positive integer or \"{ANY}\", got {threads!r}")
+    if klass != ANY and klass not in (*CPU_CLASSES, NO_CLASS):
+        raise ValueError(f"{where}: unknown cpu_class {klass!r} (known: {', '.join(CPU_CLASSES)}, {NO_CLASS}, {ANY})")
+    return Scope(None if threads == ANY else threads, tuple(raw.get("cpu_flags", ())), dict(raw.get("packages", {})),
+                 None if klass == ANY else klass)
 
 
 def parse(text: str, name: str = "speedup floors") -> FloorTable:
@@ -114,18 +175,19 @@ def parse(text: str, name: str = "speedup floors") -> FloorTable:
     floors, targets = [], []
     for i, raw in enumerate(data.get("floor", [])):
         where = f"{name}: floor #{i + 1}"
-        _check_fields(raw, _FLOOR_FIELDS, {"model", "variant", "batch", "threads", "floor"}, where)
+        _check_fields(raw, _FLOOR_FIELDS, {"model", "variant", "batch", "threads", "floor", "cpu"}, where)
         if not raw["floor"] > 0:
             raise ValueError(f"{where}: floor must be > 0, got {raw['floor']}")
-        floors.append(Floor(raw["model"], raw["variant"], int(raw["batch"]), float(raw["floor"]), _scope(raw),
-                            raw.get("measured", "")))
-    keys = [(f.model, f.variant, f.batch) for f in floors]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        floors.append(Floor(raw["model"], raw["variant"], int(raw["batch"]), float(raw["floor"]),
+                            _scope(raw, where), raw.get("measured", ""), raw["cpu"]))
+    keys = [f.key() for f in floors]
+    duplicates = sorted({k[:3] for k in keys if keys.count(k) > 1})
     if duplicates:
-        raise ValueError(f"{name}: more than one floor for {duplicates}")
+        raise ValueError(f"{name}: more than one floor with the same CPU class and threads for {duplicates}")
     for i, raw in enumerate(data.get("target", [])):
-        _check_fields(raw, _TARGET_FIELDS, {"variant", "batch", "threads", "speedup"}, f"{name}: target #{i + 1}")
-        targets.append(Target(raw["variant"], int(raw["batch"]), float(raw["speedup"]), _scope(raw),
+        where = f"{name}: target #{i + 1}"
+        _check_fields(raw, _TARGET_FIELDS, {"variant", "batch", "threads", "speedup"}, where)
+        targets.append(Target(raw["variant"], int(raw["batch"]), float(raw["speedup"]), _scope(raw, where),
                               raw.get("source", "")))
     return FloorTable(tuple(floors), tuple(targets), float(data.get("noise_margin", DEFAULT_MARGIN)))
 
@@ -145,13 +207,17 @@ def gate_verdict(floor: float, speedup_high: float) -> str:
 
 def floor_status(table: FloorTable, model: str, variant: str, batch: int, speedup: dict | None, threads: int,
                  cpu_flags, version_of) -> dict | None:
-    """The floor of (model, variant, batch): value, whether it applies here (reason if not) and the verdict."""
-    floor = table.floor_for(model, variant, batch)
+    """The floor of (model, variant, batch) that gates here (else the most specific one, with the reason it does
+    not apply): value, reason, the verdict, and where it came from."""
+    floor = table.floor_for(model, variant, batch, threads, cpu_flags, version_of)
+    why = None
     if floor is None:
-        return None
-    why = floor.scope.mismatch(threads, cpu_flags, version_of)
+        floor = table.floor_for(model, variant, batch)
+        if floor is None:
+            return None
+        why = floor.scope.mismatch(threads, cpu_flags, version_of)
     verdict = gate_verdict(floor.floor, speedup["high"]) if why is None and speedup else None
-    return {"floor": floor.floor, "reason": why, "verdict": verdict, "measured": floor.measured}
+    return {"floor": floor.floor, "reason": why, "verdict": verdict, "measured": floor.measured, "cpu": floor.cpu}
 
 
 def target_status(table: FloorTable, variant: str, batch: int, speedup: dict | None, threads: int, cpu_flags,
@@ -187,8 +253,9 @@ def minor_specifier(version: str) -> str:
 
 
 def propose(rows: list[dict], margin: float, cpu_flags, versions: dict, where: str) -> str:
-    """TOML ``[[floor]]`` entries for the measured speed-ups in ``rows`` (as in the benchmarks' speedups.json)."""
-    out = []
+    """TOML ``[[floor]]`` entries for the measured speed-ups in ``rows`` (as in the benchmarks' speedups.json),
+    scoped to the CPU class of ``cpu_flags`` and the rows' thread count; ``where``: the CPU model."""
+    out, klass = [], cpu_class(cpu_flags)
     for row in rows:
         speedup = row.get("speedup")
         if not speedup:
@@ -198,20 +265,49 @@ def propose(rows: list[dict], margin: float, cpu_flags, versions: dict, where: s
             continue
         packages = {p: minor_specifier(versions[p]) for p in scope_packages(row["variant"]) if versions.get(p)}
         out += ["[[floor]]", f'model = "{row["model"]}"', f'variant = "{row["variant"]}"', f"batch = {row['batch']}",
-                f"threads = {row['threads']}", f"floor = {floor}",
+                f"threads = {row['threads']}", f'cpu_class = "{klass}"', f"cpu = {json.dumps(where)}",
+                f"floor = {floor}",
                 f'measured = "{speedup["median"]:.2f}x [{speedup["low"]:.2f}, {speedup["high"]:.2f}], '
-                f'{date.today().isoformat()}, {where}; floor = median x (1 - {margin})"',
+                f'{date.today().isoformat()}; floor = median x (1 - {margin})"',
                 f"cpu_flags = {json.dumps(sorted(cpu_flags))}",
                 "packages = { " + ", ".join(f'{p} = "{s}"' for p, s in packages.items()) + " }", ""]
     return "\n".join(out)
 
 
+def block_marks(klass: str, threads: int) -> tuple[str, str]:
+    """The comment lines around the floors ``--write`` measured for one CPU class and thread count."""
+    what = f"measured floors: cpu_class {klass}, {threads} threads"
+    return (f"# >>> {what} (written by python -m benchmarks.floors --measure --write) >>>",
+            f"# <<< {what} <<<")
+
+
+def replace_block(text: str, klass: str, threads: int, block: str) -> str:
+    """``text`` with the floors block of (``klass``, ``threads``) replaced by ``block`` (appended if absent)."""
+    start, end = block_marks(klass, threads)
+    new = f"{start}\n\n{block.strip()}\n\n{end}\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: new, text, count=1)
+    return text.rstrip("\n") + "\n\n" + new
+
+
+def write_floors(path: Path, text: str) -> None:
+    """Check ``text`` parses as a floors file, then write it atomically."""
+    parse(text, str(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _describe(table: FloorTable, threads: int, cpu_flags, version_of) -> str:
-    lines = []
+    lines = [f"this machine: cpu_class {cpu_class(cpu_flags)}, {threads} threads"]
+    gating = set(map(id, table.applicable(threads, cpu_flags, version_of)))
     for f in table.floors:
         why = f.scope.mismatch(threads, cpu_flags, version_of)
-        lines.append(f"floor  {f.model}-{f.variant} b{f.batch}: {f.floor:g}x  "
-                     f"{'applies here' if why is None else 'not here: ' + why}")
+        state = ("gates here" if id(f) in gating else "applies, but a more specific floor gates") if why is None \
+            else "not here: " + why
+        lines.append(f"floor  {f.model}-{f.variant} b{f.batch} [{f.scope.cpu_class or ANY}, "
+                     f"{f.scope.threads or ANY} threads]: {f.floor:g}x ({f.cpu})  {state}")
     for t in table.targets:
         why = t.scope.mismatch(threads, cpu_flags, version_of)
         lines.append(f"target {t.variant} b{t.batch}: >= {t.speedup:g}x  {'applies here' if why is None else why}")
@@ -236,6 +332,8 @@ def main(argv=None) -> int:
     how.add_argument("--measure", action="store_true", help="run the benchmarks here (default model, batch 128, "
                      "gate timing) and print proposed floors")
     how.add_argument("--from-json", type=Path, help="propose floors from a speedups.json of an earlier run")
+    parser.add_argument("--write", action="store_true", help="with --measure or --from-json: write the floors "
+                        "into the floors file as those of this CPU class and thread count (replacing earlier ones)")
     parser.add_argument("--margin", type=float, default=None,
                         help="relative noise margin: floor = median x (1 - margin) (default: the file's noise_margin)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments for --measure (after --)")
@@ -254,8 +352,18 @@ def main(argv=None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         raise SystemExit(f"{args.from_json or 'the run'}: not a benchmarks speedups.json ({exc})") from None
     margin = table.noise_margin if args.margin is None else args.margin
-    print(f"# proposed floors (paste into {FLOORS_FILE.name}; review the diff):\n")
-    print(propose(rows, margin, measured_on["isa"]["flags"], measured_on["packages"], measured_on["cpu_model"]))
+    flags = measured_on["isa"]["flags"]
+    proposed = propose(rows, margin, flags, measured_on["packages"], measured_on["cpu_model"])
+    if not args.write:
+        print(f"# proposed floors (paste into {FLOORS_FILE.name}, or rerun with --write; review the diff):\n")
+        print(proposed)
+        return 0
+    threads = {row["threads"] for row in rows}
+    if not proposed or len(threads) != 1:
+        raise SystemExit("nothing to write: the run measured no speed-up (or mixed thread counts)")
+    write_floors(FLOORS_FILE, replace_block(FLOORS_FILE.read_text(), cpu_class(flags), threads.pop(), proposed))
+    print(proposed)
+    print(f"# written to {FLOORS_FILE} (cpu_class {cpu_class(flags)}); review with git diff")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``python -m gan``: generate showers, compare them with Geant4, train, fetch the CERN weights."""
+"""``python -m gan``: generate showers, compare them with Geant4, train and evaluate, fetch the CERN weights."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 from gan.data import ShowerFileError
+from gan.train_cli import add_commands as add_train_commands
 from gan.weights import WeightFileError
 
 DEFAULT_OUT = Path("out")
+CHUNK = 256  # showers generated and written at a time by `generate` (~16 MB each chunk of float32 showers)
+COMPARE_EVENTS = 2000  # reference events read, and generated showers kept, for the physics comparison
 
 
 def energy_range_arg(text: str) -> tuple[float, float]:
@@ -18,54 +21,129 @@ def energy_range_arg(text: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW:HIGH in GeV, got {text!r}") from None
-    if not 0 < lo <= hi:
-        raise argparse.ArgumentTypeError(f"need 0 < LOW <= HIGH, got {text!r}")
+    if not 0 < lo <= hi < float("inf"):
+        raise argparse.ArgumentTypeError(f"need 0 < LOW <= HIGH (finite), got {text!r}")
     return lo, hi
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed, a whole number >= 0, got {text!r}")
+    return value
+
+
+def warn(message: str | None) -> None:
+    if message:
+        print(message, file=sys.stderr)
+
+
+def comparison_edges(energy):
+    """The default energy bins (10-250 GeV) if they hold every energy, else five equal bins spanning them."""
+    import numpy as np
+
+    from gan.physics import DEFAULT_ENERGY_EDGES_GEV as default
+
+    lo, hi = float(np.min(energy)), float(np.max(energy))
+    if default[0] <= lo and hi <= default[-1]:
+        return default
+    lo, hi = np.floor(lo / 10) * 10, np.ceil(hi / 10) * 10
+    return np.linspace(lo, max(hi, lo + 10), 6)
+
+
+def _bins_note(edges) -> str | None:
+    from gan.physics import DEFAULT_ENERGY_EDGES_GEV as default
+
+    if len(edges) == len(default) and (edges == default).all():
+        return None
+    return (f"note: energies outside the default {default[0]:g}-{default[-1]:g} GeV bins: binned over "
+            f"{edges[0]:g}-{edges[-1]:g} GeV instead, so no event is left out")
+
+
+def _generate_to_file(generator, path, n: int, seed: int, energies, attrs, keep: int):
+    """Stream ``n`` showers to ``path`` in chunks of CHUNK (memory bounded for any ``n``); returns the first
+    ``keep`` as Showers for the physics comparison. Energies: ``energies`` if it has ``n`` values, else drawn
+    from it with the seed."""
+    import numpy as np
+
+    from gan import data
+    from gan.model import LATENT_SIZE, generate
+
+    z_rng, e_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    kept_ecal, kept_energy = [], []
+    with data.ShowerWriter(path, generator=attrs["generator"], attrs=attrs) as writer:
+        for start in range(0, n, CHUNK):
+            k = min(CHUNK, n - start)
+            z = z_rng.standard_normal((k, LATENT_SIZE), dtype=np.float32)
+            energy = energies[start:start + k] if len(energies) == n else e_rng.choice(energies, k)
+            ecal = generate(generator, z, energy)
+            writer.append(ecal, energy)
+            if start < keep:
+                kept_ecal.append(ecal[:keep - start])
+                kept_energy.append(energy[:keep - start])
+    return data.Showers(np.concatenate(kept_ecal), np.concatenate(kept_energy))
 
 
 def cmd_generate(args) -> None:
     """Showers from a generator at the reference sample's energies, with a physics comparison and a plot."""
-    import numpy as np
-
     from gan import data, metrics, physics
-    from gan.model import generate, sample_latent
+    from gan.outputs import check_new_file, clean_stale, temp_name
     from gan.plots import plot_comparison
-    from gan.pretrained import DEFAULT_REFERENCE, load_generator
+    from gan.pretrained import DEFAULT_REFERENCE, extrapolation_warning, load_generator
 
-    ref = data.read_showers(args.reference or DEFAULT_REFERENCE, energy_range=args.energy_range)
-    n = args.n or len(ref)
-    energy = ref.energy if n == len(ref) else np.random.default_rng(args.seed).choice(ref.energy, n)
-    generator = load_generator(args.model)
-    showers = data.Showers(ecal=generate(generator, sample_latent(n, args.seed), energy), energy=energy)
     out = Path(args.out)
+    shower_file, figure_file = out / "showers.h5", out / "physics.png"
+    for path in (shower_file, figure_file):
+        check_new_file(path, args.overwrite)
+        clean_stale(path)
+    ref = data.read_showers(args.reference or DEFAULT_REFERENCE, energy_range=args.energy_range,
+                            max_events=COMPARE_EVENTS)
+    n = args.n or len(ref)
+    warn(extrapolation_warning(str(args.model), float(ref.energy.min()), float(ref.energy.max()),
+                               "the reference energies"))
+    generator = load_generator(args.model)
     out.mkdir(parents=True, exist_ok=True)
-    data.write_showers(out / "showers.h5", showers, attrs={"generator": str(args.model), "seed": args.seed})
-    print(f"{n} showers from model '{args.model}' -> {out / 'showers.h5'}\n")
-    print(f"physics per energy bin, {args.model} / Geant4 ({len(ref)} held-out events):")
-    print(physics.format_comparison(physics.physics_summary(showers.ecal, showers.energy),
-                                    physics.physics_summary(ref.ecal, ref.energy)))
-    acc = metrics.accuracy_metric(ref.ecal, ref.energy, showers.ecal, showers.energy)
+    attrs = {"generator": str(args.model), "seed": args.seed}
+    showers = _generate_to_file(generator, shower_file, n, args.seed, ref.energy, attrs, COMPARE_EVENTS)
+    print(f"{n} showers from model '{args.model}' -> {shower_file}\n")
+    edges = comparison_edges(ref.energy)
+    shown = f" (the first {len(showers)})" if len(showers) < n else ""
+    print(f"physics per energy bin{shown}, {args.model} / Geant4 ({len(ref)} events):")
+    print(physics.format_comparison(physics.physics_summary(showers.ecal, showers.energy, edges),
+                                    physics.physics_summary(ref.ecal, ref.energy, edges)))
+    warn(_bins_note(edges))
+    acc = metrics.accuracy_metric(ref.ecal, ref.energy, showers.ecal, showers.energy, edges)
     print(f"\naccuracy metric vs Geant4 (lower is better): {acc['total']:.3f} "
           f"(moments {acc['moment_error']:.3f}, profiles {acc['profile_error']:.3f})")
-    figure = plot_comparison(ref, showers, out / "physics.png", label=str(args.model))
-    print(f"figure -> {figure}")
+    tmp = temp_name(figure_file)
+    try:
+        plot_comparison(ref, showers, tmp, label=str(args.model), edges=edges)
+        os.replace(tmp, figure_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"figure -> {figure_file}")
 
 
 def cmd_summary(args) -> None:
     from gan import data, physics
 
     showers = data.read_showers(args.file, energy_range=args.energy_range, max_events=args.max_events)
-    print(physics.format_summary(physics.physics_summary(showers.ecal, showers.energy)))
-
-
-def cmd_train(args) -> None:
-    from gan.train import TrainConfig, train
-
-    config = TrainConfig(data_path=args.data, run_dir=args.run_dir, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
-                         max_minutes=args.max_minutes, max_train_events=args.max_train_events,
-                         holdout_events=args.holdout_events, eval_events=args.eval_events)
-    print(f"generator weights -> {train(config, progress=not args.no_progress)}")
+    edges = comparison_edges(showers.energy)
+    print(physics.format_summary(physics.physics_summary(showers.ecal, showers.energy, edges)))
+    warn(_bins_note(edges))
 
 
 def cmd_fetch_cern(args) -> None:
@@ -79,31 +157,21 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="generate showers and compare their physics with Geant4")
     g.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")
-    g.add_argument("--n", type=int, default=0, help="number of showers (default: one per reference event)")
+    g.add_argument("--n", type=positive_int, default=0,
+                   help="number of showers, streamed to disk (default: one per reference event, at most "
+                        f"{COMPARE_EVENTS})")
     g.add_argument("--reference", help="Geant4 HDF5 file (default: the embedded reference sample)")
     g.add_argument("--energy-range", type=energy_range_arg, help="LOW:HIGH primary energy in GeV")
-    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--seed", type=seed_int, default=1)
     g.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (showers.h5, physics.png)")
+    g.add_argument("--overwrite", action="store_true", help="replace showers.h5 and physics.png if they exist")
     g.set_defaults(func=cmd_generate)
     s = sub.add_parser("summary", help="physics summary of a shower file")
     s.add_argument("file")
     s.add_argument("--energy-range", type=energy_range_arg)
-    s.add_argument("--max-events", type=int)
+    s.add_argument("--max-events", type=positive_int)
     s.set_defaults(func=cmd_summary)
-    t = sub.add_parser("train", help="train (or resume) a generator on Geant4 showers")
-    t.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/g4_electrons_10-250GeV.h5"))
-    t.add_argument("--run-dir", default="runs/default")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--learning-rate", type=float, default=5e-4)
-    t.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
-    t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes (resume later)")
-    t.add_argument("--max-train-events", type=int)
-    t.add_argument("--holdout-events", type=int, default=1120)
-    t.add_argument("--eval-events", type=int, default=600)
-    t.add_argument("--no-progress", action="store_true")
-    t.set_defaults(func=cmd_train)
+    add_train_commands(sub, positive_int, seed_int)
     f = sub.add_parser("fetch-cern", help="download CERN's 2017 generator weights (pinned URL and sha256)")
     f.set_defaults(func=cmd_fetch_cern)
     return p
@@ -122,4 +190,6 @@ def run_command(arg_parser, argv, errors) -> int:
 
 
 def main(argv=None) -> int:
-    return run_command(parser(), argv, (ShowerFileError, WeightFileError))
+    from gan.outputs import OutputError
+
+    return run_command(parser(), argv, (ShowerFileError, WeightFileError, OutputError))

@@ -15,13 +15,14 @@ Files are written in the project layout, atomically (temporary file + ``os.repla
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import h5py
 import numpy as np
+
+from gan.outputs import clean_stale, temp_name
 
 CELLS = (25, 25, 25)
 """Default (x, y, layer) grid of the 3DGAN ECAL."""
@@ -395,8 +396,8 @@ class ShowerWriter:
     def __enter__(self) -> ShowerWriter:
         if self._tmp is not None:
             raise RuntimeError("ShowerWriter is not reentrant")
-        directory, name = os.path.split(os.path.abspath(self.path))
-        self._tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        clean_stale(os.path.abspath(self.path))  # temporaries of killed writers of this file
+        self._tmp = os.fspath(temp_name(os.path.abspath(self.path)))
         try:
             self._file = h5py.File(self._tmp, "x")
             for key, value in self.attrs.items():

@@ -9,8 +9,7 @@ import numpy as np
 from gan import physics
 
 
-def _sampling_fraction_panel(ax, showers, label, style):
-    edges = physics.DEFAULT_ENERGY_EDGES_GEV
+def _sampling_fraction_panel(ax, showers, label, style, edges=physics.DEFAULT_ENERGY_EDGES_GEV):
     mean, std, _ = physics.binned_mean_std(physics.sampling_fraction(showers.ecal, showers.energy),
                                            showers.energy, edges)
     centres = 0.5 * (edges[1:] + edges[:-1])
@@ -25,7 +24,7 @@ def _profile_panel(ax, profiles, xlabel, log=False):
     ax.set(xlabel=xlabel, ylabel="fraction of shower energy", yscale="log" if log else "linear")
 
 
-def plot_comparison(reference, candidate, path, label="GAN") -> Path:
+def plot_comparison(reference, candidate, path, label="GAN", edges=physics.DEFAULT_ENERGY_EDGES_GEV) -> Path:
     """A 2x2 figure: longitudinal and transverse profiles, sampling fraction vs energy, cell spectrum."""
     import matplotlib
 
@@ -38,7 +37,7 @@ def plot_comparison(reference, candidate, path, label="GAN") -> Path:
     _profile_panel(axes[0, 1], [(n, physics.transverse_profile_x(s.ecal), st) for n, s, st in pairs],
                    "cell (x)", log=True)
     for (name, showers, _), style in zip(pairs, ("ko", "rs")):
-        _sampling_fraction_panel(axes[1, 0], showers, name, style)
+        _sampling_fraction_panel(axes[1, 0], showers, name, style, edges)
     for name, showers, style in pairs:
         counts, edges = physics.cell_energy_spectrum(showers.ecal)
         axes[1, 1].stairs(counts / max(len(showers.ecal), 1), edges, label=name, ls=style)
@@ -47,6 +46,6 @@ def plot_comparison(reference, candidate, path, label="GAN") -> Path:
         ax.legend(fontsize="small")
     fig.suptitle(f"{label} vs Geant4: {len(candidate.ecal)} / {len(reference.ecal)} electron showers")
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gan.outputs import clean_stale, temp_name
 from gan.weights import WeightFileError, load_weights
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -26,6 +26,7 @@ CERN_FILE = "params_generator_epoch_049.hdf5"
 CERN_URL = ("https://raw.githubusercontent.com/svalleco/3Dgan/ea8fb87eb4f6e05037ab2420d587ed5cb6e7d63c/"
             "keras/energy_gan/results/weights/veganweights/" + CERN_FILE)
 CERN_SHA256 = "01a8d7ecc2d8d9d8f3160e166c16f535d7616a5031253894f7ba277901f5891d"
+CERN_MAX_BYTES = 64 * 2**20  # the pinned file is ~4 MB; a download larger than this is refused, not read on
 MODEL_NAMES = ("default", "cern2017")
 TRAINED_ENERGY_RANGE_GEV = {"default": (10.0, 250.0), "cern2017": (100.0, 500.0)}
 
@@ -33,6 +34,16 @@ TRAINED_ENERGY_RANGE_GEV = {"default": (10.0, 250.0), "cern2017": (100.0, 500.0)
 def trained_energy_range(model: str) -> tuple[float, float]:
     """Primary-energy range (GeV) a named model was trained on; the default model's for weight-file paths."""
     return TRAINED_ENERGY_RANGE_GEV.get(model, TRAINED_ENERGY_RANGE_GEV["default"])
+
+
+def extrapolation_warning(model: str, low_gev: float, high_gev: float, what: str = "energies") -> str | None:
+    """A one-line warning when ``low_gev``-``high_gev`` leaves the range ``model`` was trained on, else None."""
+    lo, hi = trained_energy_range(model)
+    if lo <= low_gev and high_gev <= hi:
+        return None
+    known = "was trained on" if model in TRAINED_ENERGY_RANGE_GEV else "is assumed trained on (as 'default')"
+    return (f"warning: {what} {low_gev:g}-{high_gev:g} GeV extend outside {lo:g}-{hi:g} GeV, the range model "
+            f"'{model}' {known}: extrapolated, expect unphysical showers there")
 
 
 def cache_dir() -> Path:
@@ -58,22 +69,39 @@ def find_cern_weights() -> Path | None:
     for path in _cern_candidates():
         if path.is_file():
             if sha256sum(path) != CERN_SHA256:
-                raise WeightFileError(f"{path}: sha256 does not match the pinned CERN weights ({CERN_SHA256})")
+                again = " (a corrupt download: `python -m gan fetch-cern` fetches it again)" \
+                    if path == cache_dir() / CERN_FILE else ""
+                raise WeightFileError(f"{path}: sha256 does not match the pinned CERN weights ({CERN_SHA256})"
+                                      + again)
             return path
     return None
 
 
+def _download(url: str, target: Path, timeout_s: float, max_bytes: int) -> None:
+    """``url`` into ``target`` in blocks, refusing more than ``max_bytes`` (WeightFileError)."""
+    with open(target, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+        size = 0
+        for block in iter(lambda: response.read(1 << 20), b""):
+            size += len(block)
+            if size > max_bytes:
+                raise WeightFileError(f"{url}: download exceeds {max_bytes // 2**20} MiB (the pinned file is "
+                                      "~4 MB); refused")
+            out.write(block)
+
+
 def fetch_cern_weights(timeout_s: float = 30.0) -> Path:
     """Return the CERN weight file, downloading it into the cache if it is nowhere yet."""
+    target = cache_dir() / CERN_FILE
+    if target.is_file() and sha256sum(target) != CERN_SHA256:
+        target.unlink()  # our own corrupt or truncated download: fetched again below
     found = find_cern_weights()
     if found:
         return found
-    target = cache_dir() / CERN_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cern.", dir=target.parent)
+    clean_stale(target)
+    tmp = temp_name(target)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(CERN_URL, timeout=timeout_s) as response:
-            out.write(response.read())
+        _download(CERN_URL, tmp, timeout_s, CERN_MAX_BYTES)
         if sha256sum(tmp) != CERN_SHA256:
             raise WeightFileError(f"{CERN_URL}: downloaded file's sha256 differs from the pinned {CERN_SHA256}")
         os.replace(tmp, target)

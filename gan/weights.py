@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from gan.outputs import clean_stale, temp_name
 
 FORMAT_VERSION = 1
 
@@ -29,31 +30,61 @@ def _role(variable) -> str:
     return name.split("/")[-1].split(":")[0]
 
 
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _read_group(f: h5py.File, group: str, path: Path, layers: dict) -> None:
+    """Add the datasets that ``group``'s ``weight_names`` attribute lists to ``layers``; check each one."""
+    if group not in f or not isinstance(f[group], h5py.Group):
+        raise WeightFileError(f"{path}: layer group '{group}' is listed in 'layer_names' but missing")
+    for wname in map(_text, f[group].attrs.get("weight_names", [])):
+        parts = wname.split("/")
+        if len(parts) < 2 or not parts[-1]:
+            raise WeightFileError(f"{path}: weight name '{wname}' in '{group}' is not '<layer>/<role>:0'")
+        if wname not in f[group] or not isinstance(f[group][wname], h5py.Dataset):
+            raise WeightFileError(f"{path}: weight '{wname}' is listed in '{group}' but missing")
+        value = np.asarray(f[group][wname])
+        if value.dtype.kind not in "fiu":
+            raise WeightFileError(f"{path}: weight '{wname}' has dtype {value.dtype}, not numbers")
+        if not np.all(np.isfinite(value)):
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise WeightFileError(f"{path}: weight '{wname}' has {bad} NaN or inf value(s)")
+        layers.setdefault(parts[-2], {})[parts[-1].split(":")[0]] = value
+
+
 def read_weight_arrays(path) -> dict[str, dict[str, np.ndarray]]:
-    """{layer name: {role: array}} from a Keras-2-layout HDF5 weight file."""
+    """{layer name: {role: array}} from a Keras-2-layout HDF5 weight file; every value checked finite."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightFileError(f"{path}: is a folder, not a weight file")
     if not path.is_file():
         raise WeightFileError(f"{path}: weight file not found")
     try:
         with h5py.File(path, "r") as f:
-            groups = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("layer_names", [])]
+            groups = [_text(n) for n in f.attrs.get("layer_names", [])]
             if not groups:
                 raise WeightFileError(f"{path}: not a Keras weight file (no 'layer_names' attribute)")
             layers: dict[str, dict[str, np.ndarray]] = {}
             for group in groups:
-                for wname in f[group].attrs.get("weight_names", []):
-                    wname = wname.decode() if isinstance(wname, bytes) else str(wname)
-                    layer, role = wname.split("/")[-2], wname.split("/")[-1].split(":")[0]
-                    layers.setdefault(layer, {})[role] = np.asarray(f[group][wname])
-    except OSError as exc:
+                _read_group(f, group, path, layers)
+    except (OSError, KeyError, RuntimeError) as exc:
         raise WeightFileError(f"{path}: not a readable HDF5 file (truncated or corrupt): {exc}") from None
     return layers
 
 
 def read_metadata(path) -> dict:
     """The JSON metadata stored in a project weight file ({} for CERN files)."""
-    with h5py.File(path, "r") as f:
-        return json.loads(f.attrs.get("metadata", "{}"))
+    try:
+        with h5py.File(path, "r") as f:
+            metadata = json.loads(_text(f.attrs.get("metadata", "{}")))
+    except OSError as exc:
+        raise WeightFileError(f"{path}: not a readable HDF5 file (truncated or corrupt): {exc}") from None
+    except ValueError as exc:
+        raise WeightFileError(f"{path}: 'metadata' attribute is not valid JSON ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise WeightFileError(f"{path}: 'metadata' attribute is not a JSON object")
+    return metadata
 
 
 def assign_weights(model, arrays: dict[str, dict[str, np.ndarray]], source="weights") -> None:
@@ -78,9 +109,11 @@ def assign_weights(model, arrays: dict[str, dict[str, np.ndarray]], source="weig
 
 
 def load_weights(model, path) -> dict:
-    """Load a CERN or project weight file into ``model``; return the file's metadata."""
-    assign_weights(model, read_weight_arrays(path), source=str(path))
-    return read_metadata(path)
+    """Load a CERN or project weight file into ``model``; return the file's metadata. Malformed files and
+    NaN/inf weights raise WeightFileError before anything is assigned."""
+    arrays, metadata = read_weight_arrays(path), read_metadata(path)
+    assign_weights(model, arrays, source=str(path))
+    return metadata
 
 
 def _umask() -> int:
@@ -93,8 +126,8 @@ def save_weights(model, path, metadata: dict | None = None) -> Path:
     """Write ``model``'s weights in the project format, atomically (no partial file on failure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    clean_stale(path)
+    tmp = temp_name(path)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["calogan_format"] = FORMAT_VERSION

@@ -93,9 +93,12 @@ def read_variant_file(directory) -> dict:
     if not path.is_file():
         raise VariantError(f"{directory}: not a saved variant (no {VARIANT_FILE})")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise VariantError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("variant"), str):
+        raise VariantError(f"{path}: not a saved variant (expected a JSON object with a 'variant' name)")
+    return saved
 
 
 def directory_size(directory) -> int:

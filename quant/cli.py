@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from gan.cli import energy_range_arg as energy_range
-from gan.cli import run_command
+from gan.cli import positive_int, run_command, seed_int, warn
 from gan.data import ShowerFileError
+from gan.outputs import OutputError, check_new_file, check_replaceable, clean_stale, publish_dir, temp_dir, write_marker
 from gan.weights import WeightFileError
 from quant import registry, sensitivity, sensitivity_report
-from quant.base import VariantError, VariantUnavailable, directory_size
+from quant.base import VariantError, VariantUnavailable, directory_size, read_variant_file, write_variant_file
 from quant.calibration import TRAINING_ENERGY_RANGE_GEV
 
-ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError)
+ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError, OutputError)
+VARIANT_KIND = "saved variant"
 SWEEP = sensitivity.SweepSettings()  # the defaults of `sensitivity` (shared with the auto-mixed build's cache)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def print_report(variant, directory) -> None:
@@ -43,28 +33,27 @@ def cmd_list(args) -> None:
         print(f"{'':<16} {'available' if reason is None else 'not available: ' + reason}")
 
 
-def _empty_target(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise VariantError(f"{out}: already exists and is not an empty folder")
-
-
 def cmd_build(args) -> None:
     """Build into a hidden temporary folder next to ``--out``, then rename it: no half-written variant."""
-    from gan.pretrained import load_generator, trained_energy_range
+    from gan.pretrained import extrapolation_warning, load_generator, trained_energy_range
     from quant.calibration import make_calibration
 
     out = Path(args.out)
-    _empty_target(out)
+    check_replaceable(out, VARIANT_KIND, args.overwrite)
     registry.get(args.variant).check()
+    energies = args.calibration_energy_range or trained_energy_range(args.model)
+    warn(extrapolation_warning(args.model, *energies, "calibration energies"))
     generator = load_generator(args.model)
-    variant = registry.build(args.variant, generator, make_calibration(
-        args.calibration_n, args.seed, args.calibration_energy_range or trained_energy_range(args.model)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    variant = registry.build(args.variant, generator, make_calibration(args.calibration_n, args.seed, energies))
+    clean_stale(out)
+    tmp = temp_dir(out)
     try:
         variant.save(tmp)
+        saved = read_variant_file(tmp)
+        write_variant_file(tmp, saved.pop("variant"), **saved | {"model_name": str(args.model)})  # for warnings
+        write_marker(tmp, VARIANT_KIND)
         tmp.chmod(0o755)
-        os.replace(tmp, out)  # also replaces an empty folder
+        publish_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"built '{args.variant}' from model '{args.model}' -> {out}")
@@ -82,9 +71,12 @@ def cmd_generate(args) -> None:
 
     from gan.data import ShowerWriter
     from gan.model import LATENT_SIZE
+    from gan.pretrained import extrapolation_warning
 
+    check_new_file(args.out, args.overwrite)
     variant = registry.load(args.dir)
     lo, hi = args.energy_range
+    warn(extrapolation_warning(_model_of(args.dir), lo, hi, "energies"))
     z_rng, e_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2))
     attrs = {"variant": variant.name, "variant_dir": str(args.dir), "seed": args.seed}
     with ShowerWriter(args.out, generator=f"quant:{variant.name}", attrs=attrs) as writer, \
@@ -96,6 +88,12 @@ def cmd_generate(args) -> None:
             writer.append(variant.generate(z, energy), energy)
             progress.update(k)
     print(f"{args.n} showers from '{variant.name}' ({args.dir}), {lo:g}-{hi:g} GeV -> {args.out}")
+
+
+def _model_of(directory) -> str:
+    """The model a saved variant was built from, when it says so (else 'default')."""
+    model = read_variant_file(directory).get("model_name")
+    return model if isinstance(model, str) else "default"
 
 
 def cmd_sensitivity(args) -> None:
@@ -134,10 +132,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("variant")
     b.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")
     b.add_argument("--calibration-n", type=positive_int, default=256, help="calibration samples")
-    b.add_argument("--seed", type=int, default=0, help="calibration seed")
+    b.add_argument("--seed", type=seed_int, default=0, help="calibration seed")
     b.add_argument("--calibration-energy-range", type=energy_range,
                    help="LOW:HIGH GeV of the calibration energies (default: the model's training range)")
     b.add_argument("--out", required=True, help="folder to save the variant in (new or empty)")
+    b.add_argument("--overwrite", action="store_true", help="replace a saved variant this suite wrote there")
     b.set_defaults(func=cmd_build)
     r = sub.add_parser("report", help="op report and size of a saved variant")
     r.add_argument("dir")
@@ -149,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=positive_int, default=128)
     g.add_argument("--energy-range", type=energy_range, default=TRAINING_ENERGY_RANGE_GEV,
                    help="LOW:HIGH primary energy in GeV, drawn uniformly (default 10:250)")
-    g.add_argument("--seed", type=int, default=1, help="seed of the latent vectors and energies")
+    g.add_argument("--seed", type=seed_int, default=1, help="seed of the latent vectors and energies")
+    g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)
     s = sub.add_parser("sensitivity", help="per-layer precision sweep: which layer breaks the physics (cached)")
     s.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")

@@ -14,7 +14,8 @@ What TFLite really does with this model (read back from the interpreter by :meth
   energies, so quantization noise lights up ~29 % of the cells instead of ~8 % and the shower energy grows
   about 12-fold at 100-500 GeV.
 - CONV_3D's im2col buffer is about 25 M floats (100 MB) per shower in ``conv3d_2``; from 86 showers on it passes
-  the 32-bit element limit and the batch fails to prepare. :data:`BATCH_SIZE` stays small for memory, and a batch
+  the 32-bit element limit and the batch fails to prepare. :data:`BATCH_SIZE` keeps that memory within
+  :data:`IM2COL_BUDGET_BYTES` (a larger batch is run as several, said in the op report), and a batch
   that fails to prepare (at ``allocate_tensors``, or at ``invoke`` where CONV_3D's weights are dequantized at run
   time, as in ``tflite-fp16``) is halved until one works (remembered, and noted in the op report).
 """
@@ -33,7 +34,9 @@ from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, 
 from quant.registry import VariantSpec, register
 
 MODEL_FILE = "generator.tflite"
-BATCH_SIZE = 16  # showers per invoke; TFLite's CONV_3D im2col makes that ~0.2 GB of memory per shower
+IM2COL_BYTES_PER_SHOWER = 200 * 2**20  # TFLite's CONV_3D im2col and activations: ~0.2 GB per shower in a batch
+IM2COL_BUDGET_BYTES = 2**30  # the most one invoke may take, so the interpreter stays near 1 GB at any batch
+BATCH_SIZE = max(1, IM2COL_BUDGET_BYTES // IM2COL_BYTES_PER_SHOWER)  # showers per invoke (5)
 DESCRIPTIONS = {
     "tflite-dynamic": "TensorFlow Lite dynamic-range quantization: int8 weights, float activations",
     "tflite-fp16": "TensorFlow Lite float16 weights (float32 compute on CPU)",
@@ -112,6 +115,7 @@ class TFLiteVariant:
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._prepared = None  # batch size the interpreter is allocated for
         self._batch_failure = ""
+        self._largest_request = 0  # most showers asked of one generate() call
 
     def _run(self, chunk: np.ndarray) -> np.ndarray | None:
         """Showers for one batch, or None after halving :attr:`batch_size` if TFLite cannot run this many."""
@@ -135,6 +139,7 @@ class TFLiteVariant:
     def generate(self, z: np.ndarray, energy_gev: np.ndarray) -> np.ndarray:
         """Showers (N, 25, 25, 25) float32 in GeV, in batches of at most :attr:`batch_size`."""
         x, out, done = latent_input(z, energy_gev), [], 0
+        self._largest_request = max(self._largest_request, len(x))
         while done < len(x):
             showers = self._run(x[done:done + max(1, self.batch_size)])
             if showers is not None:
@@ -172,6 +177,10 @@ class TFLiteVariant:
             notes.append("float16 weights are dequantized to float32 before compute: half the size, fp32 math")
         if self._batch_failure:
             notes.append(f"{self._batch_failure}; generate() uses batches of {self.batch_size}")
+        elif self._largest_request > self.batch_size:
+            notes.append(f"runs batches of at most {self.batch_size} showers (a batch of {self._largest_request} as "
+                         f"several): CONV_3D's im2col takes ~{IM2COL_BYTES_PER_SHOWER / 2**30:.1f} GB per shower, "
+                         f"bounded to {IM2COL_BUDGET_BYTES / 2**30:g} GB")
         return OpReport(self.name, rows, SOURCE, notes)
 
 

@@ -2,8 +2,9 @@
 
 Default: the embedded default model (plus cern2017 where its weights are found), every registered variant that
 can run here, small samples so that it takes a few minutes on 2 cores. The folder is written under a temporary
-name and renamed at the end, so an interrupted run leaves nothing half-written; an existing non-empty folder is
-never overwritten without ``--overwrite``. ``--compare OLD/results.json`` prints (and reports) what moved.
+name and renamed at the end, so an interrupted run leaves nothing half-written (and the next run removes what
+a killed one left); an existing non-empty folder is never overwritten without ``--overwrite``, and even then only
+a report folder this suite wrote that holds nothing else. ``--compare OLD/results.json`` prints what moved.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from gan.outputs import OutputError, check_replaceable, clean_stale, publish_dir, temp_dir, write_marker
 from quant.cli import positive_int
 from report import results as results_io
 
 DEFAULT_ROOT = Path("reports")
+REPORT_KIND = "report"
+REPORT_SUFFIXES = {".md", ".html", ".png", ".json"}  # what reports written before the marker existed hold
 
 
 class ReportError(ValueError):
@@ -61,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"most FP32/variant pairs per speed measurement (default {DEFAULT_PAIRS})")
     p.add_argument("--no-speed", action="store_true", help="physics only: no speed measurements")
     p.add_argument("--out", help="report folder (default reports/<date-time>)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty report folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a report folder this suite wrote (refused if it holds other files)")
     p.add_argument("--compare", metavar="OLD", help="an earlier results.json (or its folder): print what moved")
     p.add_argument("--compare-only", metavar="NEW", help="with --compare: compare OLD with this results.json "
                                                          "instead of running a study")
@@ -69,35 +73,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _legacy_report_files(folder: Path) -> list[str] | None:
+    """The files of a report written before the marker existed: results.json of ours plus report-like files."""
+    try:
+        results_io.read(folder)
+    except results_io.ResultsError:
+        return None
+    return [p.name for p in folder.iterdir() if p.is_file() and p.suffix in REPORT_SUFFIXES]
+
+
 def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse to write into an existing file or non-empty folder unless ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise ReportError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ReportError(f"{out}: already holds a report (or other files); choose another --out or pass --overwrite")
+    """Refuse an existing file or non-empty folder; with ``overwrite``, anything but a report of ours."""
+    check_replaceable(out, REPORT_KIND, overwrite, legacy=_legacy_report_files)
 
 
 def default_out() -> Path:
     return DEFAULT_ROOT / datetime.now().strftime("%Y-%m-%d_%H%M%S")
 
 
-def publish(tmp: Path, out: Path) -> None:
-    """Move the finished folder ``tmp`` to ``out`` (replacing what --overwrite allowed)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
 def write_report(study, out: Path, comparison: str | None, progress) -> None:
     from report import figures, render
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    clean_stale(out)  # what a killed run left beside it
+    tmp = temp_dir(out)
     try:
         results_io.write(study.results, tmp / results_io.RESULTS_FILE)
         figure_files = figures.write_figures(study.results, study.samples, tmp, progress)
@@ -107,8 +105,9 @@ def write_report(study, out: Path, comparison: str | None, progress) -> None:
         (tmp / "report.html").write_text(render.to_html(blocks, tmp))
         for path in tmp.iterdir():
             path.chmod(0o644)  # some writers (mkstemp) leave 0600
+        write_marker(tmp, REPORT_KIND).chmod(0o644)
         tmp.chmod(0o755)
-        publish(tmp, out)
+        publish_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -160,6 +159,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (ReportError, results_io.ResultsError, StudyError, VariantError, ShowerFileError, WeightFileError) as exc:
+    except (ReportError, OutputError, results_io.ResultsError, StudyError, VariantError, ShowerFileError,
+            WeightFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,10 +5,16 @@ Everything reuses the suite's seams: inputs and the Geant4 reference from ``vali
 ``validation.checks`` with tolerances from ``validation.tolerances``, known failures from
 ``validation.known_failures``, speed-ups from ``quant.speed.paired_speedup``. The speed-ups are quick
 measurements (few interleaved pairs, small batches); ``pytest benchmarks`` is the careful one.
+
+Memory: each variant is built, measured and released (:func:`release_memory`) before the next one is built, and
+showers are generated in chunks of :data:`GENERATE_CHUNK`, so the peak is the largest single variant plus what the
+models share (the FP32 reference, inputs, samples), not the sum of all variants.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import os
 import platform
@@ -28,6 +34,7 @@ DEFAULT_SHOWERS = 100  # per model: paired showers (and Geant4 reference events 
 DEFAULT_BATCH_SIZES = (1, 32)
 DEFAULT_PAIRS = 7  # most interleaved FP32/variant pairs per speed measurement
 MIN_PAIRS = 3
+GENERATE_CHUNK = 64  # showers per generate() call for the physics samples: activations grow with the batch
 PAIR_BUDGET_S = 3.0  # seconds of pairs per (variant, batch size); slow variants get MIN_PAIRS
 PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "h5py", "openvino", "nncf", "neural_compressor",
             "ai_edge_litert", "matplotlib", "mplhep")
@@ -198,6 +205,22 @@ def _seconds(call) -> float:
     return time.perf_counter() - start
 
 
+def generate_in_chunks(variant, inputs, chunk: int = GENERATE_CHUNK) -> np.ndarray:
+    """Showers (N, 25, 25, 25) GeV of ``variant`` for ``inputs``, ``chunk`` at a time (bounded memory)."""
+    parts = [variant.generate(inputs.z[i:i + chunk], inputs.energy[i:i + chunk]) for i in range(0, len(inputs), chunk)]
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the OS: Python's cycles, then glibc's free lists, so the next variant starts
+    from the shared baseline instead of on top of the last one's heap."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: freed memory is reused by the allocator all the same
+        pass
+
+
 def batch_inputs(inputs, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``batch`` inputs (cycled if there are fewer)."""
     idx = np.arange(batch) % len(inputs)
@@ -333,24 +356,29 @@ def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progre
     from validation.checks import geant4_distances
 
     entry = {"description": registry.get(name).description}
-    start = time.perf_counter()
+    start, variant = time.perf_counter(), None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=QUIET_BUILD)
-            variant = cache.variant(ctx.name, name)
+            # built here, not in the cache: released below before the next variant is built
+            variant = registry.build(name, cache.generator(ctx.name), cache.calibration(ctx.name))
         entry["build_s"] = time.perf_counter() - start
         report = variant.op_report()
         entry |= {"op_summary": report.summary(), "op_report": report.to_dict(), "size_bytes": variant.size_bytes(),
                   "disk_bytes": _disk_bytes(variant)}
         progress(f"{ctx.name}/{name}: built in {entry['build_s']:.1f} s ({entry['op_summary']})")
         start = time.perf_counter()
-        showers = cache.showers(ctx.name, name, ctx.inputs)
+        showers = generate_in_chunks(variant, ctx.inputs)
         entry["generate_s"] = time.perf_counter() - start
         if config.speed:
             entry["speed"] = speed_entry(ctx.fp32, variant, ctx.inputs, config.batch_sizes, config.pairs)
+        entry["op_report"] = variant.op_report().to_dict()  # again: notes added while generating (TFLite batches)
     except Exception as exc:  # noqa: BLE001 - one broken variant must not take the report down
         progress(f"{ctx.name}/{name}: FAILED: {_first_line(exc)}")
         return entry | {"error": _first_line(exc)}, None
+    finally:
+        del variant
+        release_memory()
     per_bin = len(ctx.inputs) / (len(ctx.edges) - 1)
     entry["paired"] = paired_entry(ctx.fp32_showers, showers, ctx.inputs.energy, ctx.edges,
                                    tolerances.paired_tolerances(ctx.table, ctx.name, name, per_bin),
@@ -402,7 +430,7 @@ def run_model(model: str, config: StudyConfig, settings, cache, progress: Progre
     g4_cpu = geant4_cpu_table(g4_reference, settings.edges("default"))
     progress(f"{model}: building FP32 and generating {len(inputs)} showers")
     fp32 = cache.variant(model, REFERENCE_VARIANT)
-    fp32_showers = cache.showers(model, REFERENCE_VARIANT, inputs)
+    fp32_showers = generate_in_chunks(fp32, inputs)
     fp32_report = fp32.op_report()
     fp32_entry = {"op_summary": fp32_report.summary(), "size_bytes": fp32.size_bytes(), "disk_bytes": _disk_bytes(fp32),
                   "description": registry.get(REFERENCE_VARIANT).description,

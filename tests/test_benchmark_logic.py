@@ -23,6 +23,7 @@ variant = "bf16"
 batch = 128
 threads = 2
 floor = 1.5
+cpu = "test Xeon"
 cpu_flags = ["amx_bf16"]
 packages = { tensorflow = "==2.21.*" }
 [[target]]
@@ -62,8 +63,89 @@ def test_bad_floor_tables_are_refused(edit, match):
 
 def test_the_committed_floor_file_is_valid():
     table = floors.load()
-    assert all(f.floor > 0 and f.measured for f in table.floors)
+    assert all(f.floor > 0 and f.cpu for f in table.floors)  # each says which CPU it came from
+    assert all(f.measured for f in table.floors if f.scope.specificity() == 2)  # measured ones say when and what
     assert {t.variant for t in table.targets} >= {"bf16", "openvino-int8", "inc-int8", floors.BEST_INT8}
+
+
+AMX = {"amx_tile", "amx_int8", "amx_bf16", "avx512f", "avx512_bf16", "avx2"}
+ZEN4 = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}  # like this project's AMD EPYC
+
+
+@pytest.mark.parametrize("flags, klass", [
+    (AMX, "amx"), (ZEN4, "avx512-bf16"), ({"avx2", "avx512f", "avx512_vnni"}, "avx512"), ({"avx2"}, "avx2"),
+    ({"sse4_2"}, "other")])
+def test_cpu_class(flags, klass):
+    assert floors.cpu_class(flags) == klass
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("flags", [AMX, ZEN4, {"avx2"}, {"avx2", "avx512f"}])
+def test_the_committed_floors_gate_on_every_cpu_class_and_thread_count(flags, threads):
+    """Issue #14: whatever the CPU and threads, at least one floor gates (a conservative one where none was measured)."""
+    assert floors.load().applicable(threads, flags, VERSIONS)
+
+
+CLASS_TOML = """
+[[floor]]
+model = "default"
+variant = "bf16"
+batch = 128
+threads = "any"
+cpu_class = "any"
+cpu = "any: conservative"
+floor = 0.6
+[[floor]]
+model = "default"
+variant = "bf16"
+batch = 128
+threads = 2
+cpu_class = "avx512-bf16"
+cpu = "AMD EPYC"
+floor = 1.2
+"""
+
+
+@pytest.mark.parametrize("threads, flags, gating", [
+    (2, ZEN4, 1.2),  # measured for this class and thread count: the specific floor gates
+    (1, ZEN4, 0.6),  # other thread count: the conservative one
+    (2, AMX, 0.6),  # other class: the conservative one
+])
+def test_the_most_specific_applicable_floor_gates(threads, flags, gating):
+    table = floors.parse(CLASS_TOML)
+    assert table.floor_for("default", "bf16", 128, threads, flags, VERSIONS).floor == gating
+    (only,) = table.applicable(threads, flags, VERSIONS)
+    assert only.floor == gating
+    assert floors.floor_status(table, "default", "bf16", 128, _speedup(1.0, 0.9, 1.1), threads, flags,
+                               VERSIONS)["verdict"] == ("FAIL" if gating > 1.1 else "PASS")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t.replace('cpu_class = "avx512-bf16"', 'cpu_class = "zen9"'), "unknown cpu_class"),
+    (lambda t: t.replace('threads = 2', 'threads = "two"'), "threads must be"),
+    (lambda t: t.replace('cpu = "AMD EPYC"\n', ''), "missing"),
+    (lambda t: t.replace('cpu_class = "avx512-bf16"', 'cpu_class = "any"').replace("threads = 2", 'threads = "any"'),
+     "more than one floor"),
+])
+def test_bad_class_floors_are_refused(edit, match):
+    with pytest.raises(ValueError, match=match):
+        floors.parse(edit(CLASS_TOML))
+
+
+def test_write_replaces_only_this_class_and_thread_count(tmp_path):
+    rows = [{"model": "default", "variant": "bf16", "batch": 128, "threads": 2, "speedup": _speedup(2.0, 1.9, 2.1)}]
+    base = CLASS_TOML.replace("threads = 2", "threads = 1")  # a 1-thread floor of this class: must be kept
+    first = floors.replace_block(base, "avx512-bf16", 2, floors.propose(rows, 0.4, ZEN4, {}, "AMD EPYC 9R14"))
+    rows[0]["speedup"] = _speedup(3.0, 2.9, 3.1)
+    second = floors.replace_block(first, "avx512-bf16", 2, floors.propose(rows, 0.4, ZEN4, {}, "AMD EPYC 9R14"))
+    path = tmp_path / "floors.toml"
+    floors.write_floors(path, second)
+    table = floors.load(path)
+    assert len(table.floors_for("default", "bf16", 128)) == 3  # any, 1 thread, and the rewritten 2-thread one
+    assert table.floor_for("default", "bf16", 128, 2, ZEN4, VERSIONS).floor == pytest.approx(1.8)
+    assert table.floor_for("default", "bf16", 128, 2, ZEN4, VERSIONS).cpu == "AMD EPYC 9R14"
+    assert table.floor_for("default", "bf16", 128, 1, ZEN4, VERSIONS).floor == 1.2  # the 1-thread one kept
+    assert second.count("# >>> measured floors: cpu_class avx512-bf16, 2 threads") == 1
 
 
 @pytest.mark.parametrize("threads, flags, versions, reason", [
@@ -122,6 +204,7 @@ def test_proposed_floors_round_trip_through_the_parser():
     assert (floor.model, floor.variant, floor.batch, floor.floor) == ("default", "openvino-int8", 128, 2.1)
     assert floor.scope.packages == {"tensorflow": "==2.21.*", "openvino": "==2026.4.*", "nncf": "==3.4.*"}
     assert floor.scope.mismatch(2, {"amx_int8", "avx512_vnni"}, VERSIONS) is None
+    assert floor.cpu == "test machine" and floor.scope.cpu_class == floors.cpu_class(["amx_int8", "avx512_vnni"])
 
 
 def test_proposal_from_a_saved_json(tmp_path, capsys):
@@ -332,3 +415,34 @@ def test_compare_with_a_run_from_another_isa_is_refused(tmp_path):
     done = _pytest_benchmarks(tmp_path, "--benchmark-compare")
     assert done.returncode == pytest.ExitCode.USAGE_ERROR
     assert "refusing to compare" in done.stderr and "different instruction set" in done.stderr
+
+
+def _gate(tmp_path, floor_toml, *args):
+    path = tmp_path / "floors.toml"
+    path.write_text(floor_toml)
+    command = [sys.executable, "-m", "pytest", "benchmarks", "--gate", "--floors", str(path), "-q", "-p",
+               "no:cacheprovider", "--benchmark-storage", str(tmp_path / "store"),
+               "--speedups-json", str(tmp_path / "s.json"), *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_gate_with_no_floor_for_this_cpu_fails_unless_allowed(tmp_path):
+    from quant.cpu import cpu_flags
+
+    elsewhere = next(c for c in floors.CPU_CLASSES if c != floors.cpu_class(cpu_flags()))
+    toml = CLASS_TOML[CLASS_TOML.index("[[floor]]", 10):].replace("avx512-bf16", elsewhere)
+    done = _gate(tmp_path, toml, "--collect-only")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "the gate gates nothing here" in done.stderr and "--gate-allow-none" in done.stderr
+    allowed = _gate(tmp_path, toml, "--collect-only", "--gate-allow-none")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
+@pytest.mark.slow
+def test_gate_where_every_floor_is_skipped_fails(tmp_path):
+    toml = CLASS_TOML[:CLASS_TOML.index("[[floor]]", 10)].replace('"bf16"', '"no-such-variant"')
+    done = _gate(tmp_path, toml)
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
+    assert "GATE FAILED: no floor was measured" in done.stdout
+    assert _gate(tmp_path, toml, "--gate-allow-none").returncode == 0

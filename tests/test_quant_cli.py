@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gan import data
+from gan.outputs import MARKER
 from quant.cli import main
 
 
@@ -33,7 +34,7 @@ def test_build_prints_op_report_and_size(fp32_dir, capsys):
     out = capsys.readouterr().out
     assert "fp32: fp32 7  (source: Keras graph (all layers float32))" in out
     assert "size on disk:" in out and "weights: 3,491,792 bytes" in out
-    assert sorted(p.name for p in fp32_dir.iterdir()) == ["generator.h5", "variant.json"]
+    assert sorted(p.name for p in fp32_dir.iterdir()) == [MARKER, "generator.h5", "variant.json"]
     assert not [p for p in fp32_dir.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -57,7 +58,7 @@ def test_generate_streams_showers_independent_of_batch_size(fp32_dir, tmp_path, 
 @pytest.mark.tf
 def test_build_refuses_a_non_empty_folder(fp32_dir, capsys):
     assert main(["build", "fp32", "--out", str(fp32_dir)]) == 2
-    assert "already exists and is not an empty folder" in capsys.readouterr().err
+    assert "already holds a saved variant" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
