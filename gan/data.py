@@ -354,6 +354,14 @@ def read_showers(path: str | os.PathLike, chunk_size: int = 256,
                    **{name: column[index] for name, column in layout.extras.items()})
 
 
+def read_energies(path: str | os.PathLike, energy_range: tuple[float, float] | None = None,
+                  cells: Sequence[int] | None = CELLS) -> np.ndarray:
+    """Primary energies (GeV) of the selected events, without reading ECAL. Raises ShowerFileError (also when
+    no event is selected)."""
+    layout, index = _plan(path, 1, energy_range, None, 0, cells)
+    return layout.energy[index]
+
+
 def count_showers(path: str | os.PathLike, energy_range: tuple[float, float] | None = None,
                   cells: Sequence[int] | None = CELLS) -> int:
     """Number of events (with ``lo <= energy <= hi`` GeV if given; may be 0). Reads only the

@@ -34,6 +34,7 @@ DEFAULT_SHOWERS = 100  # per model: paired showers (and Geant4 reference events 
 DEFAULT_BATCH_SIZES = (1, 32)
 DEFAULT_PAIRS = 7  # most interleaved FP32/variant pairs per speed measurement
 MIN_PAIRS = 3
+MEMORY_BUDGET_BYTES = 3 * 10**9  # the main job's peak resident memory (README; tests/test_report_memory.py)
 GENERATE_CHUNK = 64  # showers per generate() call for the physics samples: activations grow with the batch
 PAIR_BUDGET_S = 3.0  # seconds of pairs per (variant, batch size); slow variants get MIN_PAIRS
 PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "h5py", "openvino", "nncf", "neural_compressor",

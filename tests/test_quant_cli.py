@@ -87,3 +87,45 @@ def test_python_dash_m_quant(tmp_path):
     run = subprocess.run([sys.executable, "-m", "quant", "report", str(tmp_path / "missing")],
                          capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.startswith("error: ") and "Traceback" not in run.stderr
+
+
+# --- issue #14 ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.tf
+def test_generate_refuses_an_existing_file_and_warns_outside_the_trained_range(fp32_dir, tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    out.write_text("the user's")
+    argv = ["generate", str(fp32_dir), "--n", "2", "--energy-range", "5000:6000", "--out", str(out)]
+    assert main(argv) == 2
+    assert "s.h5: already exists" in capsys.readouterr().err and out.read_text() == "the user's"
+    assert main([*argv, "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "energies 5000-6000 GeV extend outside 10-250 GeV, the range model 'default' was trained on" in err
+    assert len(data.read_showers(out)) == 2
+
+
+@pytest.mark.tf
+def test_build_overwrites_only_a_variant_it_wrote(fp32_dir, tmp_path, capsys):
+    import shutil
+
+    ours = tmp_path / "ours"
+    shutil.copytree(fp32_dir, ours)
+    argv = ["build", "fp32", "--calibration-n", "8", "--calibration-energy-range", "5000:6000"]
+    assert main([*argv, "--out", str(ours), "--overwrite"]) == 0
+    assert "calibration energies 5000-6000 GeV extend outside 10-250 GeV" in capsys.readouterr().err
+    (ours / "thesis.tex").write_text("mine")
+    assert main([*argv, "--out", str(ours), "--overwrite"]) == 2
+    assert "holds files this suite did not write (thesis.tex)" in capsys.readouterr().err
+    assert (ours / "thesis.tex").read_text() == "mine" and (ours / "generator.h5").is_file()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[]", "not a saved variant (expected a JSON object"),
+    ('{"variant": 3}', "not a saved variant (expected a JSON object"),
+    ("{", "unreadable"),
+])
+def test_malformed_variant_file_is_a_one_line_error(tmp_path, capsys, content, message):
+    (tmp_path / "variant.json").write_text(content)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

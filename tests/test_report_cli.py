@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from gan.outputs import MARKER
 from report import results
 from report.cli import main
 
@@ -34,6 +35,26 @@ def test_refuses_to_overwrite_an_earlier_report(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already holds a report" in err and "--overwrite" in err
     assert (earlier / "report.md").read_text() == "earlier" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_overwrite_refuses_a_folder_the_suite_did_not_write(tmp_path, capsys):
+    """Issue #14: `--out DIR --overwrite` wiped a folder holding thesis.tex and sub/data.csv."""
+    mine = tmp_path / "thesis"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "thesis.tex").write_text("years of work")
+    (mine / "sub" / "data.csv").write_text("1,2")
+    assert main(["--variants", "bf16", "--out", str(mine), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "not a report written by this suite" in err and err.count("\n") == 1
+    assert (mine / "thesis.tex").read_text() == "years of work" and (mine / "sub" / "data.csv").is_file()
+
+
+def test_overwrite_refuses_a_report_holding_a_users_file(tmp_path, capsys):
+    old = _results_file(tmp_path / "r")  # a report of ours from before the marker existed
+    (old.parent / "my-notes.txt").write_text("mine")
+    assert main(["--variants", "bf16", "--out", str(old.parent), "--overwrite"]) == 2
+    assert "holds files this suite did not write (my-notes.txt)" in capsys.readouterr().err
+    assert (old.parent / "my-notes.txt").is_file() and old.is_file()
 
 
 def test_compare_only_prints_what_moved(tmp_path, capsys):
@@ -74,3 +95,4 @@ def test_small_study_writes_the_report_folder(tmp_path, capsys):
     assert "## Verdict" in md and "| bf16 |" in md and "Compared with an earlier report" in md
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
     assert main(argv) == 2  # a second run refuses to overwrite it
+    assert json.loads((out / MARKER).read_text())["kind"] == "report"
