@@ -12,7 +12,8 @@ Two rewrites, both exact for any weights of the CERN layout (only the summation 
   kernel whose taps are sums of the original taps, and an index out of range is exactly the zero padding
   (:func:`subpixel_kernel`). All phases are stacked as output channels, convolved once, then interleaved and
   cropped (:class:`DepthToSpace3D`). conv3d_2 becomes a 4x3x5 kernel with 48 outputs on 7x7x8, conv3d_3 a 3x2x4
-  kernel with 72 outputs on 13x14x9.
+  kernel with 72 outputs on 13x14x9. A cell-wise activation right after the convolution is applied before the
+  interleave (the same values, moved), so runtimes fuse it into the convolution.
 
 BatchNormalization layers stay their own per-channel affine steps (folding a shift into the next conv's bias
 would be wrong at zero-padded borders). The weights are folded in float64 and rounded once to float32.
@@ -33,6 +34,8 @@ MERGED_DENSE = "dense_conv3d_1"  # dense_1 and conv3d_1 merged
 PHASES = "_phases"  # suffix of a folded (sub-pixel) convolution: conv3d_2 -> conv3d_2_phases
 DEPTH_TO_SPACE = "depth_to_space"  # + the convolution's number: depth_to_space_2
 LOWRES_PAD = "_lowres_pad"  # zero padding of the low-resolution grid before a folded convolution
+# cell-wise activations commute with the interleave: applied on the phases, where runtimes fuse them into the conv
+ELEMENTWISE = ("LeakyReLU", "ReLU", "Activation")
 EXACTNESS_SHOWERS, EXACTNESS_SEED = 64, 2024
 MAX_RELATIVE_L2 = 1e-5  # a fold farther from the original than float32 rounding is a bug, not a rounding
 
@@ -269,9 +272,12 @@ def folded_layers(generator):
         elif kind == "Conv3D" and upsample is not None:
             _check_conv(layer)
             folded, _ = _folded_conv(keras, upsample, layer, _conv_pads(layer, pending), _spatial(upsample.input.shape))
+            i += 1
+            if i < len(layers) and type(layers[i]).__name__ in ELEMENTWISE:  # before the interleave: fusable
+                folded.insert(-1, (_copy(layers[i]), []))
+                i += 1
             out += folded
             upsample = pending = None
-            i += 1
         elif upsample is not None:
             raise FoldError(f"{layer.name}: an UpSampling3D must be followed by (ZeroPadding3D and) a Conv3D")
         else:

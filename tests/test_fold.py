@@ -106,7 +106,7 @@ def test_build_fails_on_a_wrong_fold(seeded_generator, monkeypatch):
 
     good = fold.subpixel_kernel
     monkeypatch.setattr(fold, "subpixel_kernel", lambda kernel, plans: 1.01 * good(kernel, plans))
-    monkeypatch.setattr(folded, "_FOLDS", {})
+    monkeypatch.setattr(folded, "_FOLDS", {})  # no fold cached from another test
     with pytest.raises(VariantError, match="not exact"):
         registry.build("folded", seeded_generator, None)
 
