@@ -103,22 +103,34 @@ def cmd_sensitivity(args) -> None:
 
     settings = sensitivity.SweepSettings(args.showers, args.seed, args.bins, args.pairs, args.speed_batch,
                                          args.batchnorm)
-    sensitivity.get_runtime(args.runtime)  # a runtime without per-layer control fails before loading anything
+    if args.folded and args.compare:
+        raise VariantError("--compare builds the original model's variants; run it without --folded")
+    runtime = sensitivity.get_runtime(args.runtime)  # a runtime without per-layer control fails before loading
+    stem = f"{Path(args.model).stem}{'-folded' if args.folded else ''}-{runtime.name}-{args.precision}"
+    for suffix in (".md", ".json", ".png"):
+        check_new_file(Path(args.out) / f"{stem}{suffix}", args.overwrite)
     generator = load_generator(args.model)
     calibration = make_calibration(args.calibration_n, args.calibration_seed, trained_energy_range(args.model))
-    sweep = sensitivity.run_sweep(generator, calibration, args.precision, args.runtime, model=args.model,
+    tolerances, model = None, args.model
+    if args.folded:  # the folded layers, judged with the original model's tolerances
+        from quant.folded import folded_for
+        from quant.objective import model_tolerances
+
+        tolerances, model = model_tolerances(generator)[0], f"{args.model} (folded)"
+        generator = folded_for(generator).model
+    sweep = sensitivity.run_sweep(generator, calibration, args.precision, args.runtime, model=model,
                                   settings=settings, reverse=not args.no_reverse, cache_dir=args.cache,
-                                  refresh=args.refresh)
+                                  refresh=args.refresh, tolerances=tolerances)
     sections = []
     if args.auto_mixed or args.compare:
         from quant import auto_mixed
 
-        choice = auto_mixed.select(generator, calibration, settings=settings, cache_dir=args.cache)
+        choice = auto_mixed.select(generator, calibration, settings=settings, cache_dir=args.cache,
+                                   tolerances=tolerances)
         sections.append("auto-mixed choice\n\n" + "\n".join(f"- {line}" for line in auto_mixed.describe(choice)))
         if args.compare:
             sections.append(auto_mixed.format_comparison(auto_mixed.compare(
                 generator, calibration, settings=settings, cache_dir=args.cache)))
-    stem = f"{Path(args.model).stem}-{sweep.runtime}-{args.precision}"
     paths = sensitivity_report.write_report(sweep, args.out, stem, sections)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
@@ -164,10 +176,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--calibration-n", type=positive_int, default=sensitivity.CALIBRATION_N,
                    help="calibration samples (as the validation suite)")
     s.add_argument("--calibration-seed", type=int, default=sensitivity.CALIBRATION_SEED)
+    s.add_argument("--folded", action="store_true",
+                   help="sweep the folded generator's layers (quant.fold; the original model's tolerances)")
     s.add_argument("--batchnorm", action="store_true", help="also sweep BatchNormalization layers (keras only)")
     s.add_argument("--no-reverse", action="store_true", help="skip the reverse sweep (all reduced but one)")
     s.add_argument("--cache", help="cache folder (default $CALOGAN_CACHE/sensitivity)")
     s.add_argument("--refresh", action="store_true", help="measure again even if cached")
+    s.add_argument("--overwrite", action="store_true", help="replace the table and figure in --out if present")
     s.add_argument("--auto-mixed", action="store_true", help="also choose (and verify) the auto-mixed assignment")
     s.add_argument("--compare", action="store_true",
                    help="also compare auto-mixed with int8+bf16 and INC/NNCF accuracy-driven tuning")

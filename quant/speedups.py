@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 
-from gan.cli import run_command
+from gan.cli import positive_int, run_command
 from gan.data import ShowerFileError
 from gan.weights import WeightFileError
 from quant import registry
 from quant.base import VariantError, VariantUnavailable
-from quant.cli import positive_int
 
 ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError)
 BASELINES = ("fp32", "folded")
