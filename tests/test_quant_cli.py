@@ -129,3 +129,11 @@ def test_malformed_variant_file_is_a_one_line_error(tmp_path, capsys, content, m
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_sensitivity_refuses_to_overwrite_its_table(tmp_path, capsys):
+    pytest.importorskip("openvino")
+    (tmp_path / "default-openvino-int8.md").write_text("the user's edited table")
+    assert main(["sensitivity", "--out", str(tmp_path)]) == 2
+    assert "default-openvino-int8.md: already exists" in capsys.readouterr().err
+    assert (tmp_path / "default-openvino-int8.md").read_text() == "the user's edited table"

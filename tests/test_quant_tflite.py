@@ -184,3 +184,16 @@ def test_load_rejects_missing_or_corrupt_flatbuffer(tmp_path):
     (tmp_path / MODEL_FILE).write_bytes(b"not a flatbuffer" * 8)
     with pytest.raises(VariantError, match="not a readable TFLite model"):
         registry.load(tmp_path)
+
+
+def test_large_batches_run_as_bounded_ones_and_say_so(saved, showers, inputs):
+    """Issue #14: im2col memory grows with the batch (~0.2 GB per shower); a larger request runs in pieces."""
+    from quant.tflite import BATCH_SIZE, IM2COL_BUDGET_BYTES, IM2COL_BYTES_PER_SHOWER
+
+    assert BATCH_SIZE * IM2COL_BYTES_PER_SHOWER <= IM2COL_BUDGET_BYTES
+    variant = registry.load(saved["tflite-fp16"])
+    variant.batch_size = 3
+    assert not any("at most" in note for note in variant.op_report().notes)
+    np.testing.assert_allclose(variant.generate(*inputs), showers["tflite-fp16"], rtol=1e-5, atol=1e-6)
+    assert any(f"batches of at most 3 showers (a batch of {len(inputs[0])} as several)" in note
+               for note in variant.op_report().notes)
