@@ -293,7 +293,97 @@ def kernel_physics_distance(ref_features, cand_features, batch_size=KPD_BATCH_SI
 # summary table
 
 
-def distance_table(ref_ecal, ref_energy, cand_ecal, cand_energy, seed=SEED):
+CONVENTIONS = ("ours", "calochallenge", "jetnet")
+"""ours: separation power with under/overflow bins, KPD degree 3 on z-scored features without replacement, FPD
+z-scored with a 1/N fit over FPD_N_SIZES sizes. calochallenge: separation power as CaloChallenge's
+``_separation_power`` (density histograms on the same bins: values outside the reference range dropped, NaN when
+none remain). jetnet: FPD and KPD as JetNet's ``gen_metrics`` (features divided by the reference's max |value|,
+batches drawn with replacement; KPD kernel degree 4; FPD: 10 sizes regular in 1/N, 20 batches each, fit with
+intercept and slope >= 0), at batch sizes scaled to the samples (JetNet's defaults assume 50,000 events)."""
+
+
+def calochallenge_separation_power(ref_values, cand_values, n_bins=N_BINS):
+    """CaloChallenge's separation power on reference-range bins: out-of-range values are dropped."""
+    edges = reference_bin_edges(ref_values, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h1 = np.histogram(_as_finite_1d(ref_values, "reference values"), edges, density=True)[0] * np.diff(edges)
+        h2 = np.histogram(_as_finite_1d(cand_values, "candidate values"), edges, density=True)[0] * np.diff(edges)
+    return float(0.5 * np.sum((h1 - h2) ** 2 / (h1 + h2 + 1e-16)))
+
+
+def max_scaled(ref, cand):
+    """JetNet's normalisation: both divided by the reference's max |value| per feature (1 where it is 0)."""
+    maximum = np.max(np.abs(ref), axis=0)
+    maximum[maximum == 0] = 1
+    return ref / maximum, cand / maximum
+
+
+def _nonnegative_line_fit(x, y):
+    """Least squares y = c + a x with c, a >= 0 (as scipy's bounded curve_fit finds it): (c, a)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    c, a = np.linalg.lstsq(np.column_stack([np.ones_like(x), x]), y, rcond=None)[0]
+    if c >= 0 and a >= 0:
+        return float(c), float(a)
+    candidates = [(max(float(np.mean(y)), 0.0), 0.0)]
+    slope = float(x @ y / (x @ x)) if x @ x > 0 else 0.0
+    candidates.append((0.0, max(slope, 0.0)))
+    return min(candidates, key=lambda p: float(np.sum((y - p[0] - p[1] * x) ** 2)))
+
+
+def jetnet_fpd(ref_features, cand_features, min_samples, max_samples, num_batches=20, num_points=10, seed=42):
+    """JetNet's FPD (max-scaled, with replacement, 1/N fit with bounds >= 0): the extrapolated value."""
+    x, y = max_scaled(*_as_feature_pair(ref_features, cand_features))
+    sizes = (1.0 / np.linspace(1.0 / min_samples, 1.0 / max_samples, num_points)).astype(np.int32)
+    rng = np.random.default_rng(seed)
+    values = [np.mean([frechet_distance(x[rng.choice(len(x), size=n)], y[rng.choice(len(y), size=n)])
+                       for _ in range(num_batches)]) for n in sizes]
+    return _nonnegative_line_fit(1.0 / sizes, values)[0]
+
+
+def jetnet_kpd(ref_features, cand_features, batch_size, num_batches=10, seed=42):
+    """JetNet's KPD (max-scaled, batches with replacement, degree 4, seed + 1000 i per batch): the median."""
+    x, y = max_scaled(*_as_feature_pair(ref_features, cand_features))
+    values = []
+    for i in range(num_batches):
+        rng = np.random.default_rng(seed + 1000 * i)
+        values.append(mmd2_polynomial(x[rng.choice(len(x), size=batch_size)],
+                                      y[rng.choice(len(y), size=batch_size)], degree=4))
+    return float(np.median(values))
+
+
+def _as_feature_pair(ref, cand):
+    return _as_feature_matrix(ref, "reference features"), _as_feature_matrix(cand, "candidate features")
+
+
+def feature_distance_table(ref, cand, seed=SEED, convention="ours"):
+    """Distance rows between two feature matrices (gan.features order), see :func:`distance_table`."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r} (known: {', '.join(CONVENTIONS)})")
+    n_layers = (np.shape(ref)[1] - 4) // 5
+    separation = calochallenge_separation_power if convention == "calochallenge" else feature_separation_power
+    rows = []
+    for group, cols in _group_columns(n_layers).items():
+        for distance, func in (("separation_power", separation), ("w1_normalised", normalised_wasserstein_1)):
+            value = np.mean([func(ref[:, c], cand[:, c]) for c in cols])
+            rows.append({"distance": distance, "features": group, "value": float(value), "uncertainty": None})
+    if convention == "jetnet":
+        n = min(len(ref), len(cand))
+        fpd = (jetnet_fpd(ref, cand, max(2, int(FPD_MIN_FRACTION * n)), n), None)
+        kpd = (jetnet_kpd(ref, cand, n), None)
+    else:
+        fpd, kpd = frechet_physics_distance(ref, cand, seed=seed), kernel_physics_distance(ref, cand, seed=seed)
+    rows += [{"distance": "fpd", "features": "all", "value": fpd[0], "uncertainty": fpd[1]},
+             {"distance": "kpd", "features": "all", "value": kpd[0], "uncertainty": kpd[1]}]
+    return rows
+
+
+def _group_columns(n_layers):
+    names = features.feature_names(n_layers)
+    column = {name: i for i, name in enumerate(names)}
+    return {group: [column[n] for n in group_names] for group, group_names in features.feature_groups(n_layers).items()}
+
+
+def distance_table(ref_ecal, ref_energy, cand_ecal, cand_energy, seed=SEED, convention="ours"):
     """All distances between two shower samples, as rows for a report.
 
     Inputs as in gan.physics (GeV); both samples should share the primary
@@ -301,27 +391,13 @@ def distance_table(ref_ecal, ref_energy, cand_ecal, cand_energy, seed=SEED):
     dicts {"distance", "features", "value", "uncertainty"}: per feature group
     of gan.features, "separation_power" and "w1_normalised" (means over the
     group's features; uncertainty None), then "fpd" and "kpd" on all features.
-    Deterministic for a given seed.
+    Deterministic for a given seed. ``convention``: see CONVENTIONS.
     """
     names, ref = features.high_level_features(ref_ecal, ref_energy)
     cand_names, cand = features.high_level_features(cand_ecal, cand_energy)
     if names != cand_names:
         raise ValueError("reference and candidate showers have different grids")
-    column = {name: i for i, name in enumerate(names)}
-    rows = []
-    for group, group_names in features.feature_groups(np.shape(ref_ecal)[3]).items():
-        cols = [column[name] for name in group_names]
-        for distance, func in (("separation_power", feature_separation_power),
-                               ("w1_normalised", normalised_wasserstein_1)):
-            value = np.mean([func(ref[:, c], cand[:, c]) for c in cols])
-            rows.append({"distance": distance, "features": group,
-                         "value": float(value), "uncertainty": None})
-    for distance, func in (("fpd", frechet_physics_distance),
-                           ("kpd", kernel_physics_distance)):
-        value, error = func(ref, cand, seed=seed)
-        rows.append({"distance": distance, "features": "all",
-                     "value": value, "uncertainty": error})
-    return rows
+    return feature_distance_table(ref, cand, seed, convention)
 
 
 def format_distance_table(rows):

@@ -1,15 +1,16 @@
 """The physics objective that accuracy-driven tuning (INC, NNCF, the layer-wise sweep) optimises.
 
 A candidate generator is scored on seeded inputs against the FP32 generator's own showers for the same inputs:
-every paired observable of :func:`gan.paired.paired_shifts` per energy bin, divided by its tolerance from
-``validation/tolerances.toml``. The worst of these ratios says how far the candidate is from failing validation
-(<= 1: it would pass). ``score = 1 / (1 + worst ratio)`` is the higher-is-better form tuners want: 1 for FP32
+every paired observable of :func:`gan.paired.paired_shifts` per energy bin, divided by its physics requirement
+from ``validation/requirements.toml`` (the strictest over the model's energy bins, as the objective bins its own
+energy range). The worst of these ratios says how far the candidate is from failing validation (<= 1: it would
+pass, up to the suite's statistics). ``score = 1 / (1 + worst ratio)`` is the higher-is-better form tuners want: 1 for FP32
 itself, :data:`ACCEPT_SCORE` (0.5) exactly at the tolerance, so "tolerable loss 0.5, absolute" means "inside the
 tolerance table". The paper's accuracy metric (moment + profile error vs the FP32 output) is reported alongside.
 
-Tolerances differ per model (the default model's centroid_z tolerance is 0.014 cells, CERN's 0.24). A builder
-sees only a generator, so :func:`model_tolerances` identifies the model by its weight arrays; weights the table has
-not measured get the strictest tolerance of each observable over its models.
+Requirements are per model and energy bin. A builder sees only a generator, so :func:`model_tolerances`
+identifies the model by its weight arrays; other weights get the strictest requirement of each observable over
+the table's models.
 """
 
 from __future__ import annotations
@@ -29,25 +30,30 @@ ACCEPT_SCORE = 0.5  # score at a worst tolerance ratio of exactly 1
 # pick for the default model moved the validation suite's 200-250 GeV energy by 1.18 tolerances.
 TUNING_RATIO = 0.75
 TUNING_SCORE = 1.0 / (1.0 + TUNING_RATIO)
-# Paired observables left out of the objective: the hottest-cell flip rate has no resolution of its own (its
-# tolerance cannot fail, see tolerances.toml) and the cell spectrum's tolerance depends on the sample size.
-EXCLUDED = ("position_of_maximum_changed", "cell_energy_spectrum")
+# Paired observables left out of the objective (none: every requirement is a physics scale that does not depend
+# on the sample size)
+EXCLUDED = ()
 # 128 per energy bin: at 32 per bin, NNCF's tuning kept CERN's conv3d_2 in int8, which widens the rare
 # 400-500 GeV showers by ~100% (found by the validation suite's inputs, not by the tuner's)
 DEFAULT_SHOWERS = 512
 DEFAULT_SEED = 4242
 
 
-def strictest_tolerances(table: dict | None = None) -> dict[str, float]:
-    """Observable -> smallest paired tolerance over every model measured in the tolerance table."""
-    from validation import tolerances
+def _requirements(model: str) -> dict[str, float]:
+    from validation import requirements
 
-    table = tolerances.load() if table is None else table
-    models = sorted(table.get("measured", {}))
+    return {k: v for k, v in requirements.load(model).strictest().items() if k not in EXCLUDED}
+
+
+def strictest_tolerances(models=None) -> dict[str, float]:
+    """Observable -> smallest paired requirement over the energy bins of ``models`` (default: every model)."""
+    from validation import requirements
+
+    models = sorted(requirements.load_table().get("requirement", {})) if models is None else models
     if not models:
-        raise KeyError("the tolerance table has no measured models")
-    per_model = [tolerances.paired_tolerances(table, model, "") for model in models]
-    return {name: min(t[name] for t in per_model) for name in per_model[0] if name not in EXCLUDED}
+        raise KeyError("the requirement table has no models")
+    per_model = [_requirements(model) for model in models]
+    return {name: min(t[name] for t in per_model) for name in per_model[0]}
 
 
 def array_sha256(*arrays) -> str:
@@ -67,39 +73,33 @@ def weights_sha256(generator) -> str:
 
 @functools.cache
 def _named_weights_sha256(model: str) -> str | None:
-    """:func:`weights_sha256` of a named model, if its weight file is the one the tolerance table measured."""
-    from gan.pretrained import load_generator, resolve_weights, sha256sum
+    """:func:`weights_sha256` of a named model, if its weights are here."""
+    from gan.pretrained import load_generator, resolve_weights
     from gan.weights import WeightFileError
-    from validation import tolerances
 
-    recorded = tolerances.load().get("measured", {}).get(model, {}).get("weights_sha256")
     try:
-        path = resolve_weights(model)
+        if not resolve_weights(model).is_file():
+            return None
+        return weights_sha256(load_generator(model))
     except WeightFileError:
         return None
-    if recorded is None or not path.is_file() or sha256sum(path) != recorded:
-        return None
-    return weights_sha256(load_generator(model))
 
 
 def identify_model(generator) -> str | None:
-    """The tolerance table's model whose weights ``generator`` carries, or None."""
-    from validation import tolerances
+    """The named model (gan.pretrained.MODEL_NAMES) whose weights ``generator`` carries, or None."""
+    from gan.pretrained import MODEL_NAMES
 
     digest = weights_sha256(generator)
-    return next((m for m in sorted(tolerances.load().get("measured", {})) if _named_weights_sha256(m) == digest),
-                None)
+    return next((m for m in MODEL_NAMES if _named_weights_sha256(m) == digest), None)
 
 
 def model_tolerances(generator) -> tuple[dict[str, float], str]:
-    """The paired tolerances of the model ``generator`` is, else the strictest of the table; and which it was."""
-    from validation import tolerances
-
+    """The paired requirements of the model ``generator`` is (strictest over its energy bins), else the strictest
+    of the table; and which it was."""
     model = identify_model(generator)
     if model is None:
-        return strictest_tolerances(), "tolerances: strictest of the tolerance table (weights of no measured model)"
-    own = tolerances.paired_tolerances(tolerances.load(), model, "")
-    return {k: v for k, v in own.items() if k not in EXCLUDED}, f"tolerances: the tolerance table's '{model}' ones"
+        return strictest_tolerances(), "requirements: strictest of the requirement table (weights of no named model)"
+    return _requirements(model), f"requirements: the requirement table's '{model}' ones (strictest bin)"
 
 
 @dataclass(frozen=True)

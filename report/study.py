@@ -2,7 +2,8 @@
 against FP32, generate showers for the same inputs as FP32 and check the physics (paired, and vs Geant4).
 
 Everything reuses the suite's seams: inputs and the Geant4 reference from ``validation.samples``, verdicts from
-``validation.checks`` with tolerances from ``validation.tolerances``, known failures from
+``validation.checks`` with requirements from ``validation.requirements`` (paired) and thresholds from
+``validation.geant4_null`` (Geant4-side), known failures from
 ``validation.known_failures``, speed-ups from ``quant.speed.paired_speedup``. The speed-ups are quick
 measurements (few interleaved pairs, small batches); ``pytest benchmarks`` is the careful one.
 
@@ -270,32 +271,37 @@ def speed_class(speedup: dict | None) -> str | None:
 # ------------------------------------------------------------------ physics
 
 
-def paired_entry(fp32_showers, showers, energy, edges, tolerance: dict, title: str) -> dict:
-    """Verdict, shifts in tolerance units and the paper metric of a variant against FP32 (same inputs)."""
-    from gan import metrics, paired
-    from validation.checks import check_paired
+def paired_entry(fp32_showers, showers, energy, requirements, title: str) -> dict:
+    """Verdict, shifts in requirement units ("tolerance": the requirement) and the paper metric of a variant
+    against FP32 (same inputs); ``requirements``: validation.requirements.Requirements."""
+    from gan import metrics
+    from validation.checks import paired_rows, paired_verdict
 
-    verdict = check_paired(fp32_showers, showers, energy, edges, tolerance, title=title)
+    rows = paired_rows(fp32_showers, showers, energy, requirements)
+    verdict = paired_verdict(rows, title)
+    edges = requirements.edges
     shifts = {}
-    for row in paired.paired_shifts(fp32_showers, showers, energy, edges):
-        ratio = abs(row["shift"]) / tolerance[row["observable"]]
+    for row in rows:
+        ratio = abs(row["shift"]) / row["requirement"]
         shifts[f"{row['observable']}@{row['e_low']:g}-{row['e_high']:g}"] = {
-            "shift": row["shift"], "tolerance": tolerance[row["observable"]],
-            "ratio": math.inf if math.isnan(ratio) else ratio, "fp32": row["fp32"], "variant": row["variant"],
-            "index": row["index"]}
+            "shift": row["shift"], "tolerance": row["requirement"], "low": row["low"], "high": row["high"],
+            "status": row["status"], "ratio": math.inf if math.isnan(ratio) else ratio, "fp32": row["fp32"],
+            "variant": row["variant"], "index": row["index"]}
     worst_key = max(shifts, key=lambda k: shifts[k]["ratio"])
     try:
         accuracy = metrics.accuracy_metric(fp32_showers, energy, showers, energy, edges)["total"]
     except ValueError:
         accuracy = math.inf
-    return {"ok": verdict.ok, "failures": verdict.failures, "table": verdict.table, "shifts": shifts,
+    return {"ok": verdict.ok, "failures": verdict.failures + verdict.unresolved, "table": verdict.table,
+            "status": verdict.status, "shifts": shifts,
             "worst": worst_key, "worst_ratio": shifts[worst_key]["ratio"], "accuracy_metric_vs_fp32": accuracy}
 
 
-def geant4_entry(fp32_distances: dict, distances: dict, tolerance: dict, title: str) -> dict:
+def geant4_entry(fp32_distances: dict, distances: dict, thresholds: dict, title: str) -> dict:
     from validation.checks import check_geant4
 
-    verdict = check_geant4(fp32_distances, distances, tolerance, title=title)
+    verdict = check_geant4(fp32_distances, distances, thresholds, title=title)
+    tolerance = {k: t["threshold"] for k, t in thresholds.items()}
     return {"ok": verdict.ok, "failures": verdict.failures, "table": verdict.table, "distances": distances,
             "increase": {k: distances[k] - fp32_distances[k] for k in fp32_distances},
             "tolerance": {k: tolerance[k] for k in fp32_distances}}
@@ -322,7 +328,7 @@ class ModelContext:
     reference: object | None  # Geant4 showers (geant4 models only)
     fp32_distances: dict | None
     g4_cpu: list[dict]
-    table: dict  # tolerance table
+    table: object  # validation.requirements.Requirements of the model
     stack: object  # known_failures.Stack
     failures: list
     sample_size: str  # 'default' or 'full', for the known-failure scopes
@@ -353,7 +359,7 @@ def _known(ctx: ModelContext, variant: str, check: str) -> str | None:
 def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progress: Progress) -> tuple[dict, Sample]:
     """Build, time and check one variant of ``ctx.name``; failures become an 'error' entry, not an exception."""
     from quant import registry
-    from validation import tolerances
+    from validation import geant4_null
     from validation.checks import geant4_distances
 
     entry = {"description": registry.get(name).description}
@@ -380,16 +386,14 @@ def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progre
     finally:
         del variant
         release_memory()
-    per_bin = len(ctx.inputs) / (len(ctx.edges) - 1)
-    entry["paired"] = paired_entry(ctx.fp32_showers, showers, ctx.inputs.energy, ctx.edges,
-                                   tolerances.paired_tolerances(ctx.table, ctx.name, name, per_bin),
-                                   f"{ctx.name}-{name}: paired shifts vs FP32 ({len(ctx.inputs)} showers)")
+    entry["paired"] = paired_entry(ctx.fp32_showers, showers, ctx.inputs.energy, ctx.table,
+                                   f"{ctx.name}-{name}: paired shifts vs FP32")
     entry["paired"]["known_failure"] = _known(ctx, name, "paired")
     entry["geant4"] = None
     if ctx.reference is not None:
         distances = geant4_distances(ctx.reference.ecal, ctx.reference.energy, showers, ctx.inputs.energy, ctx.edges)
-        entry["geant4"] = geant4_entry(ctx.fp32_distances, distances, tolerances.geant4_tolerances(
-            ctx.table, ctx.name, name, len(ctx.reference)), f"{ctx.name}-{name}: distance to Geant4 vs FP32's")
+        entry["geant4"] = geant4_entry(ctx.fp32_distances, distances, geant4_null.thresholds(
+            geant4_null.load(), len(ctx.reference)), f"{ctx.name}-{name}: distance to Geant4 vs FP32's")
         entry["geant4"]["known_failure"] = _known(ctx, name, "geant4")
     entry["keeps_physics"] = entry["paired"]["ok"] and (entry["geant4"] is None or entry["geant4"]["ok"])
     entry["physics_summary"] = physics_summary(showers, ctx.inputs.energy, ctx.edges)
@@ -413,15 +417,15 @@ def _add_speed_summary(entry: dict, config: StudyConfig, g4_cpu: list[dict]) -> 
 
 def run_model(model: str, config: StudyConfig, settings, cache, progress: Progress) -> tuple[dict, list[Sample]]:
     """The FP32 reference of ``model`` and every requested variant; returns its results and figure samples."""
-    from gan.pretrained import resolve_weights, sha256sum, trained_energy_range
+    from gan.pretrained import trained_energy_range
     from quant import registry
-    from validation import known_failures, tolerances
+    from validation import known_failures, requirements
     from validation.checks import geant4_distances
     from validation.samples import inputs_at, load_settings, uniform_inputs
 
     edges = settings.edges(model)
-    table = tolerances.load()
-    stale = tolerances.stale_reason(table, model, sha256sum(resolve_weights(model)))
+    table = requirements.load(model)
+    stale = None  # requirements and Geant4 thresholds do not depend on the model's weights
     g4_reference, g4_source = _reference(settings, config.showers)
     reference = g4_reference if model in settings.geant4_models else None
     if reference is not None:
@@ -445,7 +449,7 @@ def run_model(model: str, config: StudyConfig, settings, cache, progress: Progre
     if reference is not None:
         fp32_distances = geant4_distances(reference.ecal, reference.energy, fp32_showers, inputs.energy, edges)
         fp32_entry["geant4_distances"] = fp32_distances
-    sample_size = "full" if config.showers >= load_settings(full=True).paired_showers else "default"
+    sample_size = "full" if config.showers >= min(load_settings(full=True).paired_showers) else "default"
     ctx = ModelContext(model, edges, inputs, fp32, fp32_showers, reference, fp32_distances, g4_cpu, table,
                        known_failures.Stack.here(), known_failures.load(), sample_size)
     samples = ([Sample(GEANT4, reference.ecal, reference.energy)] if reference is not None else []) + \

@@ -270,3 +270,91 @@ def test_modules_import_only_numpy_and_gan(module):
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom)}
     assert imported <= {"math", "numpy", "gan"}
+
+
+# ------------------------------------------------------------------ the field's conventions, against their formulas
+
+
+def _calochallenge_separation_power(hist1, hist2, bins):
+    """CaloChallenge code/evaluate.py, verbatim formula."""
+    hist1, hist2 = hist1 * np.diff(bins), hist2 * np.diff(bins)
+    ret = (hist1 - hist2) ** 2
+    ret /= hist1 + hist2 + 1e-16
+    return 0.5 * ret.sum()
+
+
+def test_calochallenge_separation_power_drops_out_of_range_values_where_ours_counts_them():
+    rng = np.random.default_rng(0)
+    ref, cand = rng.normal(0, 1, 500), rng.normal(0.3, 1.5, 500)
+    bins = distances.reference_bin_edges(ref)
+    expected = _calochallenge_separation_power(np.histogram(ref, bins, density=True)[0],
+                                               np.histogram(cand, bins, density=True)[0], bins)
+    assert distances.calochallenge_separation_power(ref, cand) == pytest.approx(expected, rel=1e-12)
+    assert distances.feature_separation_power(ref, cand) > expected  # ours keeps the tails in overflow bins
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(distances.calochallenge_separation_power(ref, ref + 100.0))  # nothing left in range
+
+
+def _jetnet_reference(real, gen, min_samples, max_samples, batch_size, seed=42):
+    """JetNet gen_metrics fpd / kpd formulas with scipy (sqrtm, bounded curve_fit), as a reference."""
+    from scipy import linalg
+    from scipy.optimize import curve_fit
+
+    maximum = np.max(np.abs(real), axis=0)
+    maximum[maximum == 0] = 1
+    x, y = real / maximum, gen / maximum
+
+    def frechet(a, b):
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        covmean = linalg.sqrtm(s1 @ s2).real
+        diff = a.mean(axis=0) - b.mean(axis=0)
+        return diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+
+    sizes = (1.0 / np.linspace(1.0 / min_samples, 1.0 / max_samples, 10)).astype("int32")
+    rng = np.random.default_rng(seed)
+    values = [np.mean([frechet(x[rng.choice(len(x), size=n)], y[rng.choice(len(y), size=n)]) for _ in range(20)])
+              for n in sizes]
+    fpd = curve_fit(lambda v, c, a: c + a * v, 1.0 / sizes, values, bounds=([0.0, 0.0], [np.inf, np.inf]))[0][0]
+    kpds = []
+    for i in range(10):
+        rng = np.random.default_rng(seed + i * 1000)
+        a, b = x[rng.choice(len(x), size=batch_size)], y[rng.choice(len(y), size=batch_size)]
+        k = lambda p, q: (p @ q.T / p.shape[1] + 1.0) ** 4  # noqa: E731
+        kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+        m = len(a)
+        kpds.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                    - 2 * kxy.mean())
+    return fpd, float(np.median(kpds))
+
+
+def test_jetnet_fpd_and_kpd_reproduce_jetnets_formulas():
+    rng = np.random.default_rng(1)
+    real = rng.gamma(3.0, 1.0, (300, 6))
+    gen = real[rng.permutation(300)] * rng.normal(1.1, 0.1, (300, 6))
+    fpd, kpd = _jetnet_reference(real, gen, 60, 300, 300)
+    assert distances.jetnet_fpd(real, gen, 60, 300) == pytest.approx(fpd, rel=1e-4)  # curve_fit converges to ~1e-5
+    assert distances.jetnet_kpd(real, gen, 300) == pytest.approx(kpd, rel=1e-9)
+    ours_kpd, _ = distances.kernel_physics_distance(real, gen)
+    assert ours_kpd != pytest.approx(kpd, rel=0.1)  # z-scored, degree 3, without replacement: another number
+
+
+def test_nonnegative_line_fit_matches_scipys_bounded_fit():
+    from scipy.optimize import curve_fit
+
+    x = np.linspace(0.01, 0.05, 10)
+    for y in (2.0 - 10 * x, 0.5 + 3 * x, -1 + 0 * x + 0.01 * np.sin(50 * x)):
+        expected = curve_fit(lambda v, c, a: c + a * v, x, y, bounds=([0.0, 0.0], [np.inf, np.inf]))[0]
+        assert distances._nonnegative_line_fit(x, y) == pytest.approx(tuple(expected), abs=1e-6)
+
+
+def test_feature_table_conventions_share_rows_and_differ_where_documented():
+    rng = np.random.default_rng(2)
+    n_features = 5 * 25 + 4
+    ref, cand = rng.gamma(3.0, 1.0, (120, n_features)), rng.gamma(3.2, 1.0, (120, n_features))
+    tables = {c: {(r["distance"], r["features"]): r["value"] for r in distances.feature_distance_table(
+        ref, cand, convention=c)} for c in distances.CONVENTIONS}
+    assert tables["ours"].keys() == tables["calochallenge"].keys() == tables["jetnet"].keys()
+    assert tables["jetnet"][("w1_normalised", "hits")] == tables["ours"][("w1_normalised", "hits")]
+    assert tables["jetnet"][("kpd", "all")] != tables["ours"][("kpd", "all")]
+    with pytest.raises(ValueError, match="unknown convention"):
+        distances.feature_distance_table(ref, cand, convention="atlas")

@@ -120,3 +120,53 @@ def test_module_imports_only_numpy_and_gan():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom)}
     assert imported <= {"numpy", "gan"}
+
+
+# ------------------------------------------------------------------ CERN's convention, against GANutils.metric
+
+
+def _ganutils_metric(act, gan):
+    """CERN 3DGAN GANutils.metric for one energy point (m = 2, ang = 0), written as in their code:
+    returns [tot, metricp, metrice]; the moment block is repeated in their loop, so metricp counts it twice."""
+    def sums(ecal):
+        return ecal.sum(axis=(2, 3)), ecal.sum(axis=(1, 3)), ecal.sum(axis=(1, 2))
+
+    def moments(ecal):
+        out = []
+        for s in sums(ecal):
+            idx = np.arange(s.shape[1])
+            mean = (s * idx).sum(axis=1) / s.sum(axis=1)
+            second = (s * (idx[None, :] - mean[:, None]) ** 2).sum(axis=1) / s.sum(axis=1)
+            out.append(np.stack([mean, second], axis=1))
+        return out
+
+    metricp = metrice = 0.0
+    m_act, m_gan = moments(act), moments(gan)
+    pos_error = sum(np.abs((a.mean(axis=0) - g.mean(axis=0)) / a.mean(axis=0)) for a, g in zip(m_act, m_gan)) / 3
+    for _ in range(2):  # the repeated block
+        metricp += np.sum(pos_error) / 2
+    errors = [np.sum(np.abs((a.mean(axis=0) - g.mean(axis=0)) / a.mean(axis=0))) / a.shape[1]
+              for a, g in zip(sums(act), sums(gan))]
+    metrice += sum(errors) / 3
+    return [metricp + metrice, metricp, metrice]
+
+
+def test_cern_convention_reproduces_ganutils_metric():
+    energy = np.full(30, 100.0)
+    act = synthetic_showers(energy, shape=(12, 12, 10), seed=1).astype(np.float64) + 1e-6
+    gan = synthetic_showers(energy, shape=(12, 12, 10), seed=2).astype(np.float64) * 1.1 + 1e-6
+    tot, metricp, metrice = _ganutils_metric(act, gan)
+    cern = metrics.accuracy_metric(act, energy, gan, energy, [50.0, 150.0], convention="cern")
+    assert (cern["total"], cern["moment_error"], cern["profile_error"]) == pytest.approx((tot, metricp, metrice))
+    ours = metrics.accuracy_metric(act, energy, gan, energy, [50.0, 150.0])
+    assert ours["moment_error"] == pytest.approx(metricp / 2)  # ours counts the moment term once
+
+
+def test_cern_profile_term_is_infinite_where_a_reference_slice_is_empty():
+    energy = np.full(4, 100.0)
+    act = synthetic_showers(energy, shape=(6, 6, 6), seed=3)
+    act[:, 0] = 0.0
+    gan = act.copy()
+    gan[:, 0] = 1e-3
+    assert math.isinf(metrics.accuracy_metric(act, energy, gan, energy, [50, 150], convention="cern")["total"])
+    assert math.isfinite(metrics.accuracy_metric(act, energy, gan, energy, [50, 150])["total"])

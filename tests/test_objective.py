@@ -6,7 +6,7 @@ import pytest
 from quant.objective import ACCEPT_SCORE, EXCLUDED, PhysicsObjective, strictest_tolerances
 from tests.synthetic import synthetic_showers
 
-TOLERANCES = {"total_energy_mean": 0.05, "total_energy_std": 0.5, "longitudinal_profile": 0.1,
+TOLERANCES = {"total_energy_mean": 0.05, "energy_resolution": 0.5, "longitudinal_profile": 0.1,
               "transverse_profile_x": 0.1, "transverse_profile_y": 0.1, "centroid_x": 0.5, "centroid_y": 0.5,
               "centroid_z": 0.5, "second_moment_x": 0.2, "second_moment_y": 0.2, "second_moment_z": 0.2,
               "hits_mean": 0.2}
@@ -58,16 +58,17 @@ def test_for_generator_is_seeded():
     assert a.energy.min() >= 10 and a.energy.max() <= 250 and len(a.edges) == 5
 
 
-def test_strictest_tolerances_take_the_minimum_over_models():
-    table = {"measured": {"m1": {}, "m2": {}},
-             "paired": {"m1": {"total_energy_mean": {"floor": 0.01, "tolerance": 0.03},
-                               "hits_mean": {"floor": 0.1, "tolerance": 0.3}},
-                        "m2": {"total_energy_mean": {"floor": 0.02, "tolerance": 0.06},
-                                "hits_mean": {"floor": 0.05, "tolerance": 0.15}}}}
-    assert strictest_tolerances(table) == {"total_energy_mean": 0.03, "hits_mean": 0.15}
+def test_strictest_tolerances_take_the_minimum_over_models_and_bins():
+    from validation import requirements
+
+    both = strictest_tolerances()
+    for model in ("default", "cern2017"):
+        own = requirements.load(model)
+        assert strictest_tolerances([model]) == own.strictest()
+        assert all(both[name] <= min(values) for name, values in own.values.items())
 
 
-def test_strictest_tolerances_of_the_real_table_exclude_the_unresolved_observables():
+def test_strictest_tolerances_are_physics_scales():
     tolerances = strictest_tolerances()
     assert not set(EXCLUDED) & set(tolerances)
-    assert tolerances["total_energy_mean"] > 0
+    assert 0.005 < tolerances["total_energy_mean"] < 0.02  # ~1% energy response

@@ -10,7 +10,7 @@ from synthetic import synthetic_showers
 from gan import physics
 from report import figures, render, results, study
 from report.figures import FP32, GEANT4, Sample
-from validation import tolerances
+from validation import requirements
 
 EDGES = np.array([10.0, 50.0, 100.0, 150.0, 200.0, 250.0])
 
@@ -119,11 +119,10 @@ def test_drawn_sampling_fraction_points_are_the_data(showers):
 
 def _entry(fp32, showers, energy, speed, table, name):
     """A variant's results entry made by the study's own functions (no TensorFlow)."""
-    tol = tolerances.paired_tolerances(table, "default", name, len(energy) / 5)
     entry = {"description": name, "op_summary": "int8 1, fp32 4",
              "op_report": {"rows": [{"op": "dense", "precision": "int8", "note": ""}]}, "disk_bytes": 1_000_000,
              "speed": {"1": {"showers_per_s": 10.0}, "32": {"showers_per_s": 50.0, **speed, "variant_s": 0.5}},
-             "paired": study.paired_entry(fp32, showers, energy, EDGES, tol, name), "geant4": None}
+             "paired": study.paired_entry(fp32, showers, energy, table, name), "geant4": None}
     entry["paired"]["known_failure"] = None
     entry["keeps_physics"] = entry["paired"]["ok"]
     study._add_speed_summary(entry, study.StudyConfig(("default",), (name,), batch_sizes=(1, 32)),
@@ -133,7 +132,7 @@ def _entry(fp32, showers, energy, speed, table, name):
 
 def make_results(showers) -> dict:
     energy, ecal = showers
-    table = tolerances.load()
+    table = requirements.load("default")
     variants = {
         "fast-ok": _entry(ecal, ecal * 1.001, energy, {"median": 2.0, "low": 1.8, "high": 2.2}, table, "fast-ok"),
         "fast-bad": _entry(ecal, ecal * 1.5, energy, {"median": 3.0, "low": 2.5, "high": 3.5}, table, "fast-bad"),
@@ -282,7 +281,8 @@ def test_compare_lists_what_moved(showers):
 def test_geant4_table_is_the_increase_in_tolerance_units(showers):
     r = make_results(showers)
     fp32, variant = {"w1.a": 1.0, "sep.b": 0.5, "fpd.c": 2.0}, {"w1.a": 1.2, "sep.b": 0.4, "fpd.c": 2.1}
-    entry = study.geant4_entry(fp32, variant, {"w1.a": 0.1, "sep.b": 0.0, "fpd.c": 0.2}, "test")
+    entry = study.geant4_entry(fp32, variant, {"w1.a": {"threshold": 0.1}, "sep.b": {"threshold": 0.0},
+                                               "fpd.c": {"threshold": 0.2}}, "test")
     assert not entry["ok"] and len(entry["failures"]) == 1 and entry["failures"][0].startswith("w1.a:")
     m = r["models"]["default"]
     m["fp32"]["geant4_distances"] = fp32

@@ -1,5 +1,6 @@
-"""The validation suite's own logic, without TensorFlow: tolerance lookup and derivation, known-failure scoping,
-verdicts and their failure tables, and the consistency of the data files in validation/."""
+"""The validation suite's own logic, without TensorFlow: the requirement table and user overrides, the bootstrap
+decision, Geant4 null thresholds and blind checks, known-failure scoping, verdicts and their tables, and the
+consistency of the data files in validation/."""
 
 import math
 
@@ -7,89 +8,160 @@ import numpy as np
 import pytest
 
 from gan.paired import PAIRED_OBSERVABLES
-from validation import known_failures, tolerances
-from validation.checks import ToleranceExceeded, Verdict, check_geant4, check_paired, within
+from validation import geant4_null, known_failures, requirements
+from validation.checks import (FAIL, OK, UNRESOLVED, ToleranceExceeded, Unresolved, Verdict, check_geant4,
+                               check_paired, decide, paired_sequential, within)
 from validation.known_failures import KnownFailure, Stack
 from validation.samples import load_settings
 
-TABLE = {
-    "margin": {"paired": 2.0, "geant4": 3.0, "paired_keys": {"hits_mean": 4.0}, "geant4_keys": {}},
-    "measured": {"m": {"showers_per_bin": 200, "geant4_reference_events": 500}},
-    "paired": {"m": {name: {"floor": 0.01, "tolerance": 0.02} for name in PAIRED_OBSERVABLES}},
-    "geant4": {"m": {"accuracy_metric": {"total": {"floor": 0.1, "g4_halves": 0.05, "tolerance": 0.3}},
-                     "separation_power": {"hits": {"floor": 0.01, "g4_halves": 0.04, "tolerance": 0.03}}}},
-    "overrides": {"paired": {"m": {"v1": {"hits_mean": {"tolerance": 0.5, "reason": "test"}}}}},
-}
 HERE = Stack(frozenset({"avx512_vnni", "amx_bf16"}), {"tensorflow": "2.21.0", "openvino": "2026.4.1"})
+EDGES = (10.0, 50.0, 150.0)
 
 
-# ------------------------------------------------------------------ tolerances
+def reqs(**tight):
+    """Requirements on EDGES: 10 (loose) for every observable unless given."""
+    return requirements.Requirements("m", EDGES, {name: (tight.get(name, 10.0),) * 2 for name in PAIRED_OBSERVABLES})
 
 
-def test_tolerance_is_margin_times_floor():
-    assert tolerances.derive(0.01, 2.0) == pytest.approx(0.02)
-    assert tolerances.derive(0.0, 3.0) == 0.0
+# ------------------------------------------------------------------ the requirement table
 
 
-@pytest.mark.parametrize("floor, margin", [(-0.1, 2.0), (math.nan, 2.0), (0.1, 0.0), (math.inf, 1.0)])
-def test_derive_rejects_bad_floors_and_margins(floor, margin):
-    with pytest.raises(ValueError, match="floor"):
-        tolerances.derive(floor, margin)
+def test_decision_uses_the_whole_interval():
+    assert decide(-0.004, 0.006, 0.01) == OK
+    assert decide(0.012, 0.02, 0.01) == FAIL and decide(-0.03, -0.011, 0.01) == FAIL
+    assert decide(0.005, 0.015, 0.01) == UNRESOLVED  # straddles: cannot tell, never a pass
+    assert decide(math.nan, 0.0, 1.0) == FAIL
 
 
-def test_margin_of_a_key_overrides_the_checks_margin():
-    assert tolerances.margin(TABLE, "paired", "hits_mean") == 4.0
-    assert tolerances.margin(TABLE, "paired", "total_energy_mean") == 2.0
-    assert tolerances.margin(TABLE, "geant4", "fpd.all") == 3.0
+def test_every_model_has_a_positive_finite_requirement_for_every_observable_and_bin():
+    settings = load_settings()
+    for model in settings.models:
+        table = requirements.load(model)
+        assert table.edges == tuple(settings.edges(model))
+        assert set(table.values) == set(PAIRED_OBSERVABLES)
+        for name, values in table.values.items():
+            assert len(values) == len(table.edges) - 1
+            assert all(0 < v < 1 for v in values), (model, name, values)  # none 0, none unreachable
 
 
-def test_paired_lookup_applies_overrides_only_to_their_variant():
-    assert tolerances.paired_tolerances(TABLE, "m", "v1")["hits_mean"] == 0.5
-    assert tolerances.paired_tolerances(TABLE, "m", "v2")["hits_mean"] == 0.02
-    assert set(tolerances.paired_tolerances(TABLE, "m", "v2")) == set(PAIRED_OBSERVABLES)
+def test_requirements_come_from_rules_with_a_written_source():
+    table = requirements.load_table()
+    assert set(table["rule"]) == set(PAIRED_OBSERVABLES)
+    for name, rule in table["rule"].items():
+        assert rule["source"] and 0 < rule["fraction"] <= 0.25, name
+    assert table["provenance"]["events"] > 30_000 and len(table["provenance"]["files"]) == 2
 
 
-def test_only_separation_powers_scale_with_sample_size():
-    at_20 = tolerances.paired_tolerances(TABLE, "m", "v2", showers_per_bin=20)
-    assert at_20["cell_energy_spectrum"] == pytest.approx(0.2)  # 0.02 x 200 / 20
-    assert at_20["total_energy_mean"] == 0.02
-    at_100 = tolerances.geant4_tolerances(TABLE, "m", "v2", reference_events=100)
-    assert at_100 == pytest.approx({"accuracy_metric.total": 0.3, "separation_power.hits": 0.15})
-    assert tolerances.sample_size_factor(200, None) == 1.0
+def test_energy_requirement_separates_a_half_percent_from_two_percent():
+    for model in ("default", "cern2017"):
+        energy = requirements.load(model).values["total_energy_mean"]
+        assert all(0.005 < v < 0.02 for v in energy)
 
 
-def test_tolerances_of_other_weights_are_stale():
-    table = {"measured": {"m": {"weights_sha256": "ab" * 32}}}
-    assert tolerances.stale_reason(table, "m", "ab" * 32) is None
-    assert tolerances.stale_reason(table, "other", "cd" * 32) is None  # nothing recorded: nothing to compare
-    assert "noise_floors --models m --write" in tolerances.stale_reason(table, "m", "cd" * 32)
+def test_user_overrides_replace_entries_for_all_or_one_model(tmp_path):
+    user = tmp_path / "mine.toml"
+    user.write_text('[all]\nhits_mean = 0.05\n[default]\ntotal_energy_mean = [0.02, 0.02, 0.01, 0.01, 0.01]\n')
+    default, cern = requirements.load("default", user), requirements.load("cern2017", user)
+    assert default.values["hits_mean"] == (0.05,) * 5 and cern.values["hits_mean"] == (0.05,) * 4
+    assert default.for_bin(10, 50)["total_energy_mean"] == 0.02
+    assert cern.values["total_energy_mean"] == requirements.load("cern2017").values["total_energy_mean"]
 
 
-def test_missing_model_says_how_to_measure_it():
-    with pytest.raises(tolerances.ToleranceTableError, match="noise_floors --models other --write"):
-        tolerances.paired_tolerances(TABLE, "other", "v1")
+@pytest.mark.parametrize("text, message", [
+    ("[all]\nhits = 0.1\n", "unknown observable 'hits'"),
+    ("[default]\nhits_mean = [0.1, 0.1]\n", "list of 5"),
+    ("[default]\nhits_mean = 0\n", "number > 0"),
+    ("[default\n", "cannot read"),
+])
+def test_bad_user_overrides_name_the_file_and_the_problem(tmp_path, text, message):
+    user = tmp_path / "mine.toml"
+    user.write_text(text)
+    with pytest.raises(requirements.RequirementError, match=message) as caught:
+        requirements.load("default", user)
+    assert str(user) in str(caught.value)
 
 
-def test_rederive_uses_todays_margins():
-    table = {**TABLE, "margin": {**TABLE["margin"], "paired": 5.0}}
-    paired, geant4 = tolerances.rederive(table)
-    assert paired["m"]["total_energy_mean"]["tolerance"] == pytest.approx(0.05)
-    assert paired["m"]["hits_mean"]["tolerance"] == pytest.approx(0.04)  # its own margin 4
-    assert geant4["m"]["separation_power"]["hits"] == {"floor": 0.01, "g4_halves": 0.04, "tolerance": 0.03}
+def test_unknown_model_and_bin_say_what_exists():
+    with pytest.raises(requirements.RequirementError, match="no requirements for model 'other'"):
+        requirements.load("other")
+    with pytest.raises(requirements.RequirementError, match="no bin 20-30 GeV"):
+        requirements.load("default").for_bin(20, 30)
 
 
-def test_write_keeps_the_head_and_replaces_the_measured_part(tmp_path):
-    path = tmp_path / "tolerances.toml"
-    path.write_text(f"# doc\n[margin]\npaired = 2.0\ngeant4 = 3.0\n\n{tolerances.GENERATED_MARKER}\n[old]\nx = 1\n")
-    paired, geant4 = tolerances.rederive(TABLE)
-    tolerances.write(tolerances.render_measured({"m": {"date": "2025-11-28", "showers_per_bin": 200}}, paired,
-                                                geant4), path)
-    text = path.read_text()
-    assert text.startswith("# doc\n[margin]") and "[old]" not in text
-    table = tolerances.load(path)
-    assert table["measured"]["m"] == {"date": "2025-11-28", "showers_per_bin": 200}
-    assert table["paired"]["m"]["hits_mean"] == {"floor": 0.01, "tolerance": 0.04}
-    assert table["geant4"]["m"]["accuracy_metric"]["total"]["g4_halves"] == 0.05
+def test_geant4_spreads_beyond_the_data_take_its_last_slice():
+    energy = np.repeat(np.arange(10.0, 250.0, 1.0), 4)
+    rng = np.random.default_rng(0)
+    events = {"energy": energy, "sampling_fraction": rng.normal(0.025, 0.0015, len(energy)),
+              "hits": rng.normal(100, 5, len(energy)), "moments": rng.normal(10, 1, (len(energy), 6)),
+              **{k: rng.gamma(5, 1, (len(energy), 25)) for k in ("longitudinal_profile", "transverse_profile_x",
+                                                                    "transverse_profile_y", "spectrum")}}
+    inside = requirements.geant4_spreads(events, 240, 250)
+    assert requirements.geant4_spreads(events, 400, 500) == inside
+    assert inside["sampling_fraction"] == pytest.approx(0.06, rel=0.35)
+    assert requirements.derive({"total_energy_mean": {"of": "sampling_fraction", "fraction": 0.15},
+                                "energy_resolution": {"of": "own", "fraction": 0.05}}, inside) == \
+        pytest.approx({"total_energy_mean": 0.15 * inside["sampling_fraction"], "energy_resolution": 0.05})
+
+
+# ------------------------------------------------------------------ Geant4 null thresholds
+
+
+def test_matched_triplets_are_disjoint_and_energy_matched():
+    energy = np.random.default_rng(1).uniform(10, 250, 3000)
+    a, b, c = geant4_null.matched_triplet(energy, 200, np.random.default_rng(2))
+    assert len(set(a) | set(b) | set(c)) == 600
+    assert np.max(np.abs(energy[a] - energy[b])) < 1.5 and np.max(np.abs(energy[a] - energy[c])) < 1.5
+
+
+def test_thresholds_are_normal_quantiles_and_rates_are_counted():
+    rng = np.random.default_rng(3)
+    null = {"k": {"fp32": list(rng.normal(1, 0.1, 400)), "increase": list(rng.normal(0, 1, 400))}}
+    thr = geant4_null.thresholds_from(null, 0.01)
+    assert thr["k"]["threshold"] == pytest.approx(2.326, abs=0.25)
+    rates, suite = geant4_null.false_alarms(null, thr)
+    assert rates["k"] == suite and 0.0 <= suite < 0.03
+    assert geant4_null.normal_quantile(0.975) == pytest.approx(1.96, abs=1e-3)
+
+
+def test_the_committed_null_table_covers_every_size_and_distance_the_suite_uses():
+    table, settings = geant4_null.load(), load_settings()
+    sizes = {settings.geant4_showers, settings.held_out_tail, 500}  # default; --full; --full without ../shared
+    for n in sizes:
+        thresholds = geant4_null.thresholds(table, n)
+        assert {"accuracy_metric.total", "fpd.all", "kpd.all", "separation_power.longitudinal_centroid",
+                "w1_normalised.longitudinal_centroid"} <= set(thresholds)
+        for key, t in thresholds.items():
+            assert math.isfinite(t["threshold"]) and t["threshold"] > 0, (n, key)
+            if key.startswith("separation_power"):
+                assert t["threshold"] < 1, (n, key)  # reachable
+    for n, entry in table["size"].items():
+        assert entry["suite_false_alarm_rate_measured"] <= 2 * table["measure"]["alpha_suite"], n
+        assert entry["check_resamplings"] >= 20
+    assert table["provenance"]["events"] > 30_000
+
+
+def test_missing_size_says_how_to_measure_it():
+    with pytest.raises(geant4_null.NullTableError, match="geant4_null --write"):
+        geant4_null.thresholds(geant4_null.load(), 123)
+
+
+def test_geant4_check_is_one_sided_and_saturated_checks_are_blind():
+    fp32 = {"fpd.all": 1.0, "kpd.all": 0.1, "separation_power.hits": 0.98}
+    thr = {"fpd.all": {"threshold": 0.2}, "kpd.all": {"threshold": 0.05},
+           "separation_power.hits": {"threshold": 0.03, "bound": 1.0}}
+    better = check_geant4(fp32, {"fpd.all": 0.2, "kpd.all": -0.3, "separation_power.hits": 1.0}, thr)
+    assert better.ok and better.blind == ["separation_power.hits"]
+    assert "blind (saturated, cannot see a change): separation_power.hits" in better.report()
+    worse = check_geant4(fp32, {"fpd.all": 1.5, "kpd.all": math.nan, "separation_power.hits": 0.99}, thr, "m-v")
+    assert [line.split(":")[0] for line in worse.failures] == ["fpd.all", "kpd.all"]
+    assert "fpd.all: FP32 1 -> variant 1.5 (increase +0.5, threshold 0.2)" in worse.report()
+    assert worse.table.splitlines()[0].split()[-2:] == ["threshold", "status"]
+
+
+def test_a_check_is_blind_when_fp32_plus_the_threshold_reaches_the_bound():
+    thr = {"separation_power.hits": {"threshold": 0.1, "bound": 1.0}}
+    assert check_geant4({"separation_power.hits": 0.85}, {"separation_power.hits": 0.9}, thr).blind == []
+    assert check_geant4({"separation_power.hits": 0.95}, {"separation_power.hits": 0.9}, thr).blind != []
 
 
 # ------------------------------------------------------------------ known failures
@@ -160,43 +232,66 @@ def test_package_version_finds_the_distribution_behind_an_import_name():
 # ------------------------------------------------------------------ verdicts and failure tables
 
 
-def showers(n_events=12, seed=0):
+def showers(n_events=40, seed=0):
     rng = np.random.default_rng(seed)
     energy = np.repeat([30.0, 120.0], n_events // 2)
     ecal = rng.gamma(2.0, 1e-3, size=(n_events, 8, 8, 8)) * energy[:, None, None, None] / 60
     return ecal.astype(np.float32), energy
 
 
-def loose(**tight):
-    return {name: tight.get(name, 10.0) for name in PAIRED_OBSERVABLES}
-
-
 def test_identical_showers_pass_every_paired_check():
     ecal, energy = showers()
-    verdict = check_paired(ecal, ecal.copy(), energy, [10, 50, 150], loose(total_energy_mean=0.0))
-    assert verdict.ok
+    verdict = check_paired(ecal, ecal.copy(), energy, reqs(total_energy_mean=1e-9))
+    assert verdict.ok and verdict.status == OK
     verdict.raise_if_failed()
 
 
-def test_a_shift_fails_naming_observable_and_energy_bin():
+def test_a_shift_fails_naming_observable_energy_bin_and_interval():
     ecal, energy = showers()
     scaled = ecal * np.where(energy > 100, 1.1, 1.0)[:, None, None, None].astype(np.float32)
-    verdict = check_paired(ecal, scaled, energy, [10, 50, 150], loose(total_energy_mean=0.05), title="m-v")
+    verdict = check_paired(ecal, scaled, energy, reqs(total_energy_mean=0.05), title="m-v")
     assert len(verdict.failures) == 1
-    assert verdict.failures[0].startswith("total_energy_mean at 50-150 GeV: shift +10.00%")
+    assert verdict.failures[0].startswith("total_energy_mean at 50-150 GeV: shift +10.00% [+10.00%, +10.00%]")
     with pytest.raises(ToleranceExceeded) as caught:
         verdict.raise_if_failed()
     message = str(caught.value)
-    assert message.startswith("m-v: 1 beyond tolerance:")
-    assert "tolerance  status" in message and "FAIL" in message and "array(" not in message
+    assert message.startswith("m-v (40 showers): 1 beyond requirement:")
+    assert "requirement  status" in message and "FAIL" in message and "array(" not in message
     row = next(line for line in message.splitlines() if line.startswith("total_energy_mean ") and "50-150" in line)
-    assert row.split()[-3:] == ["+10.00%", "5.00%", "FAIL"]
+    assert row.split()[-2:] == ["5.00%", "FAIL"]
 
 
-def test_paired_check_needs_a_tolerance_for_every_observable():
+def _noisy(ecal, energy, spread, seed=5):
+    rng = np.random.default_rng(seed)
+    return ecal * rng.normal(1.0, spread, (len(energy), 1, 1, 1)).astype(np.float32)
+
+
+def test_a_shift_the_statistics_cannot_resolve_is_not_a_pass():
     ecal, energy = showers()
-    with pytest.raises(KeyError, match="hits_mean"):
-        check_paired(ecal, ecal, energy, [10, 50, 150], {k: 1.0 for k in PAIRED_OBSERVABLES if k != "hits_mean"})
+    verdict = check_paired(ecal, _noisy(ecal, energy, 0.05), energy, reqs(total_energy_mean=0.01))
+    assert verdict.status == UNRESOLVED and not verdict.ok and not verdict.failures
+    with pytest.raises(Unresolved, match="cannot tell"):
+        verdict.raise_if_failed()
+
+
+def test_sequential_check_grows_the_sample_only_while_it_cannot_tell():
+    ecal, energy = showers(400)
+    order = np.random.default_rng(0).permutation(400)
+    ecal, energy = ecal[order], energy[order]
+    noisy = _noisy(ecal, energy, 0.02)
+    asked = []
+
+    def pair(n):
+        asked.append(n)
+        return ecal[:n], noisy[:n], energy[:n]
+    verdict = paired_sequential(pair, (20, 400), reqs(total_energy_mean=0.008))
+    assert asked == [20, 400] and verdict.status == OK
+    asked.clear()
+
+    def scaled(n):
+        asked.append(n)
+        return ecal[:n], noisy[:n] * np.float32(1.1), energy[:n]
+    assert paired_sequential(scaled, (20, 400), reqs(total_energy_mean=0.01)).status == FAIL and asked == [20]
 
 
 def test_nan_is_never_within_tolerance():
@@ -204,48 +299,11 @@ def test_nan_is_never_within_tolerance():
     assert not within(math.nan, 1.0) and not within(0.03, 0.02)
 
 
-def test_geant4_check_is_one_sided():
-    fp32 = {"fpd.all": 1.0, "kpd.all": 0.1, "accuracy_metric.total": 0.5}
-    tol = {"fpd.all": 0.2, "kpd.all": 0.05, "accuracy_metric.total": 0.1}
-    better = check_geant4(fp32, {"fpd.all": 0.2, "kpd.all": -0.3, "accuracy_metric.total": 0.55}, tol)
-    assert better.ok
-    worse = check_geant4(fp32, {"fpd.all": 1.5, "kpd.all": math.nan, "accuracy_metric.total": 0.6}, tol, "m-v")
-    assert [line.split(":")[0] for line in worse.failures] == ["fpd.all", "kpd.all"]
-    assert "fpd.all: FP32 1 -> variant 1.5 (increase +0.5, tolerance 0.2)" in worse.report()
-    assert worse.table.splitlines()[0].split() == ["distance", "to", "Geant4", "FP32", "variant", "increase",
-                                                   "tolerance", "status"]
-
-
 def test_report_of_a_passing_verdict_says_so():
-    assert Verdict("m-v", "table").report().startswith("m-v: all within tolerance")
+    assert Verdict("m-v", "table").report().startswith("m-v: keeps the physics")
 
 
 # ------------------------------------------------------------------ the data files themselves
-
-
-def test_every_measured_tolerance_is_its_margin_times_its_floor():
-    """Stored to 4 significant digits; a margin edited without re-deriving shows up here."""
-    table = tolerances.load()
-    for check, key, entry in measured_entries(table):
-        assert entry["tolerance"] == pytest.approx(tolerances.derive(entry["floor"], tolerances.margin(
-            table, check, key)), rel=1e-3), f"{key}: run python -m validation.noise_floors --rederive --write"
-
-
-def measured_entries(table):
-    for entries in table.get("paired", {}).values():
-        yield from (("paired", name, entry) for name, entry in entries.items())
-    for distances in table.get("geant4", {}).values():
-        for distance, groups in distances.items():
-            yield from (("geant4", f"{distance}.{features}", e) for features, e in groups.items())
-
-
-def test_every_model_has_every_tolerance_the_suite_asks_for():
-    table, settings = tolerances.load(), load_settings()
-    for model in settings.models:
-        assert set(tolerances.paired_tolerances(table, model, "any")) == set(PAIRED_OBSERVABLES)
-    for model in settings.geant4_models:
-        keys = set(tolerances.geant4_tolerances(table, model, "any"))
-        assert {"accuracy_metric.total", "fpd.all", "kpd.all", "separation_power.sampling_fraction"} <= keys
 
 
 def test_known_failures_name_registered_variants_and_configured_models():

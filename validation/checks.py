@@ -1,9 +1,14 @@
-"""The suite's checking functions: shifts and distances against tolerances, as a verdict with one readable table.
+"""The suite's checking functions: paired shifts against the requirement table, distances to Geant4 against
+Geant4's own null distributions; each gives a :class:`Verdict` with one readable table.
 
-``check_paired`` compares a variant with its own FP32 model event by event (gan.paired); ``check_geant4``
-compares how far each is from held-out Geant4 showers (paper accuracy metric, separation power and normalised W1
-per feature group, FPD, KPD). Both return a :class:`Verdict`; ``verdict.raise_if_failed()`` raises
-:class:`ToleranceExceeded` (an AssertionError) whose message names every observable and energy bin that moved.
+Paired (variant vs its own FP32 model, same z and energies): every observable's shift per energy bin comes with a
+bootstrap confidence interval over the events (gan.paired). A row is "ok" when the whole interval lies within the
+requirement, "FAIL" when it lies entirely beyond it, and "cannot tell" otherwise: the statistics do not resolve
+the shift from the requirement, so the suite needs more showers (see :func:`paired_sequential`), and never passes.
+
+Geant4-side (default model): the increase of each distance to held-out Geant4, variant minus FP32, against the
+threshold of validation/geant4_null.toml (a quantile of the same increase between disjoint Geant4 samples); a
+distance whose FP32 value is saturated is "blind": it cannot see a change, and is reported so, not as a pass.
 """
 
 from __future__ import annotations
@@ -11,32 +16,52 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gan import distances, metrics, paired
 
 ACCURACY_KEYS = ("total", "moment_error", "profile_error")
+OK, FAIL, UNRESOLVED, BLIND = "ok", "FAIL", "cannot tell", "blind"
+_SEVERITY = {FAIL: 3, UNRESOLVED: 2, BLIND: 1, OK: 0}
 
 
 class ToleranceExceeded(AssertionError):
-    """A variant moved the physics beyond tolerance; the message is the verdict's report."""
+    """A variant moved the physics beyond its requirement; the message is the verdict's report."""
+
+
+class Unresolved(AssertionError):
+    """The statistics could not tell a shift from its requirement: neither pass nor fail."""
 
 
 @dataclass
 class Verdict:
     title: str  # e.g. "default-bf16: paired shifts vs FP32"
-    table: str  # every row with its tolerance and ok/FAIL
-    failures: list[str] = field(default_factory=list)  # one line per row out of tolerance
+    table: str  # every row with its requirement and status
+    failures: list[str] = field(default_factory=list)  # one line per row beyond its requirement
+    unresolved: list[str] = field(default_factory=list)  # one line per row the statistics cannot resolve
+    blind: list[str] = field(default_factory=list)  # checks that cannot see a change (saturated)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.unresolved
+
+    @property
+    def status(self) -> str:
+        return FAIL if self.failures else UNRESOLVED if self.unresolved else OK
 
     def report(self) -> str:
-        status = "all within tolerance" if self.ok else f"{len(self.failures)} beyond tolerance:"
-        return "\n".join([f"{self.title}: {status}", *(f"  {line}" for line in self.failures), "", self.table])
+        head = {OK: "keeps the physics", FAIL: f"{len(self.failures)} beyond requirement:",
+                UNRESOLVED: f"cannot tell ({len(self.unresolved)} unresolved):"}[self.status]
+        lines = [f"{self.title}: {head}", *(f"  {line}" for line in self.failures or self.unresolved)]
+        if self.blind:
+            lines.append(f"  blind (saturated, cannot see a change): {', '.join(self.blind)}")
+        return "\n".join(lines + ["", self.table])
 
     def raise_if_failed(self) -> None:
-        if not self.ok:
+        if self.failures:
             raise ToleranceExceeded(self.report())
+        if self.unresolved:
+            raise Unresolved(self.report())
 
 
 def within(value: float, tolerance: float) -> bool:
@@ -44,70 +69,144 @@ def within(value: float, tolerance: float) -> bool:
     return abs(value) <= tolerance
 
 
-def _require(tolerances: dict, keys, what: str) -> None:
-    missing = sorted(set(keys) - set(tolerances))
-    if missing:
-        raise KeyError(f"no tolerance for {what} {missing}")
+def decide(low: float, high: float, requirement: float) -> str:
+    """OK if the interval [low, high] lies within +-requirement, FAIL if entirely beyond it, else UNRESOLVED."""
+    if math.isnan(low) or math.isnan(high):
+        return FAIL
+    if max(abs(low), abs(high)) <= requirement:
+        return OK
+    return FAIL if low > requirement or high < -requirement else UNRESOLVED
 
 
 # ------------------------------------------------------------------ paired: variant vs its FP32 model
 
 
-def _paired_failure(row: dict, tolerance: float) -> str:
+def _decided_row(name: str, e_low: float, e_high: float, entry: dict, requirement: float) -> dict:
+    """The component that decides the row (worst status, then largest |shift| / requirement)."""
+    shift = entry["shift"]
+    if len(shift) == 0:
+        return {"observable": name, "e_low": e_low, "e_high": e_high, "fp32": 0.0, "variant": 0.0, "shift": 0.0,
+                "low": 0.0, "high": 0.0, "index": None, "requirement": requirement, "status": OK}
+    status = [decide(lo, hi, requirement) for lo, hi in zip(entry["low"], entry["high"])]
+    size = np.where(np.isnan(shift), np.inf, np.abs(shift))
+    k = max(range(len(shift)), key=lambda i: (_SEVERITY[status[i]], size[i]))
+    return {"observable": name, "e_low": e_low, "e_high": e_high, "fp32": float(entry["fp32"][k]),
+            "variant": float(entry["variant"][k]), "shift": float(shift[k]), "low": float(entry["low"][k]),
+            "high": float(entry["high"][k]), "index": None if entry["index"] is None else int(entry["index"][k]),
+            "requirement": requirement, "status": status[k]}
+
+
+def paired_rows(fp32_ecal, variant_ecal, energy, requirements, seed: int = 0) -> list[dict]:
+    """One decided row per energy bin and observable (``requirements``: validation.requirements.Requirements)."""
+    rows = []
+    for lo, hi, comps in paired.paired_components(fp32_ecal, variant_ecal, energy, requirements.edges,
+                                                  resamples=paired.RESAMPLES, seed=seed):
+        req = requirements.for_bin(lo, hi)
+        rows += [_decided_row(name, lo, hi, entry, req[name]) for name, entry in comps.items()]
+    return rows
+
+
+def _fmt(value: float, kind: str) -> str:
+    return f"{100 * value:+.2f}%" if kind == "relative" and math.isfinite(value) else f"{value:+.4g}"
+
+
+def _line(row: dict) -> str:
     kind = paired.PAIRED_OBSERVABLES[row["observable"]]
-    shift, tol = (f"{100 * row['shift']:+.2f}%", f"{100 * tolerance:.2f}%") if kind == "relative" else \
-        (f"{row['shift']:+.4g}", f"{tolerance:.4g}")
-    where = "" if row.get("index") is None else f" (slice {row['index']})"
-    return (f"{row['observable']}{where} at {row['e_low']:g}-{row['e_high']:g} GeV: shift {shift} "
-            f"(FP32 {row['fp32']:.4g}, variant {row['variant']:.4g}), tolerance {tol}")
+    return (f"{paired.row_name(row)} at {row['e_low']:g}-{row['e_high']:g} GeV: shift {_fmt(row['shift'], kind)} "
+            f"[{_fmt(row['low'], kind)}, {_fmt(row['high'], kind)}] (FP32 {row['fp32']:.4g}, variant "
+            f"{row['variant']:.4g}), requirement {_fmt(row['requirement'], kind).lstrip('+')}")
 
 
-def check_paired(fp32_ecal, variant_ecal, energy, edges, tolerances: dict, title: str = "paired") -> Verdict:
-    """Shifts of every paired observable per energy bin (variant minus FP32, same z and energy GeV)."""
-    _require(tolerances, paired.PAIRED_OBSERVABLES, "paired observable(s)")
-    rows = paired.paired_shifts(fp32_ecal, variant_ecal, energy, edges)
-    failures = [_paired_failure(r, tolerances[r["observable"]]) for r in rows
-                if not within(r["shift"], tolerances[r["observable"]])]
-    return Verdict(title, paired.format_shift_table(rows, tolerances), failures)
+def format_paired_table(rows: list[dict]) -> str:
+    header = ["observable", "E_p [GeV]", "FP32", "variant", "shift", f"{100 * paired.CONFIDENCE:g}% interval",
+              "requirement", "status"]
+    table = [header]
+    for r in rows:
+        kind = paired.PAIRED_OBSERVABLES[r["observable"]]
+        table.append([paired.row_name(r), f"{r['e_low']:g}-{r['e_high']:g}", f"{r['fp32']:.4g}",
+                      f"{r['variant']:.4g}", _fmt(r["shift"], kind),
+                      f"[{_fmt(r['low'], kind)}, {_fmt(r['high'], kind)}]",
+                      _fmt(r["requirement"], kind).lstrip("+"), r["status"]])
+    return paired.render_table(table)
+
+
+def paired_verdict(rows: list[dict], title: str) -> Verdict:
+    return Verdict(title, format_paired_table(rows), [_line(r) for r in rows if r["status"] == FAIL],
+                   [_line(r) for r in rows if r["status"] == UNRESOLVED])
+
+
+def check_paired(fp32_ecal, variant_ecal, energy, requirements, title: str = "paired") -> Verdict:
+    """Every paired observable per energy bin (variant minus FP32, same z and energies GeV) against its
+    requirement, decided on its bootstrap interval."""
+    rows = paired_rows(fp32_ecal, variant_ecal, energy, requirements)
+    return paired_verdict(rows, f"{title} ({len(energy)} showers)")
+
+
+def paired_sequential(generate_pair, sizes, requirements, title: str = "paired") -> Verdict:
+    """Grow the sample through ``sizes`` until no row is "cannot tell" (or the largest size is reached).
+
+    ``generate_pair(n)`` -> (fp32_ecal, variant_ecal, energy) of the first n paired showers. A row that fails
+    stops the sequence at once: a clear failure needs no more statistics.
+    """
+    verdict = None
+    for n in sizes:
+        fp32, variant, energy = generate_pair(n)
+        verdict = check_paired(fp32, variant, energy, requirements, title)
+        if verdict.status != UNRESOLVED:
+            return verdict
+    return verdict
 
 
 # ------------------------------------------------------------------ distributions: variant and FP32 vs Geant4
 
 
-def geant4_distances(ref_ecal, ref_energy, ecal, energy, edges) -> dict[str, float]:
+def geant4_distances(ref_ecal, ref_energy, ecal, energy, edges, convention: str = "ours") -> dict[str, float]:
     """'distance.features' -> distance of a GAN sample from the Geant4 reference (lower is closer)."""
-    accuracy = metrics.accuracy_metric(ref_ecal, ref_energy, ecal, energy, edges)
+    from validation.geant4_events import summarise
+
+    return summary_distances(summarise(ref_ecal, ref_energy), summarise(ecal, energy), edges, convention)
+
+
+def summary_distances(ref: dict, cand: dict, edges, convention: str = "ours") -> dict[str, float]:
+    """:func:`geant4_distances` from per-event summaries (validation.geant4_events.summarise)."""
+    accuracy = metrics.accuracy_metric_from_events(metrics.events_from_summary(ref), ref["energy"],
+                                                   metrics.events_from_summary(cand), cand["energy"], edges,
+                                                   convention=convention)
     values = {f"accuracy_metric.{key}": accuracy[key] for key in ACCURACY_KEYS}
-    for row in distances.distance_table(ref_ecal, ref_energy, ecal, energy):
+    for row in distances.feature_distance_table(ref["features"], cand["features"], convention=convention):
         values[f"{row['distance']}.{row['features']}"] = row["value"]
     return values
 
 
-def format_geant4_table(fp32: dict, variant: dict, tolerances: dict) -> str:
-    """One row per distance: FP32 vs Geant4, variant vs Geant4, increase, tolerance, ok/FAIL."""
-    table = [["distance to Geant4", "FP32", "variant", "increase", "tolerance", "status"]]
+def _geant4_status(key: str, fp32: float, increase: float, threshold: dict) -> str:
+    if math.isnan(increase):
+        return FAIL
+    if threshold.get("bound") is not None and fp32 + threshold["threshold"] >= threshold["bound"]:
+        return BLIND  # even the largest possible increase could not exceed the threshold
+    return OK if increase <= threshold["threshold"] else FAIL
+
+
+def format_geant4_table(fp32: dict, variant: dict, thresholds: dict, status: dict) -> str:
+    """One row per distance: FP32 vs Geant4, variant vs Geant4, increase, threshold, status."""
+    table = [["distance to Geant4", "FP32", "variant", "increase", "threshold", "status"]]
     for key in fp32:
-        increase = variant[key] - fp32[key]
-        table.append([key, f"{fp32[key]:.4g}", f"{variant[key]:.4g}", f"{increase:+.4g}",
-                      f"{tolerances[key]:.4g}", "ok" if _not_worse(increase, tolerances[key]) else "FAIL"])
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    lines = [line[0].ljust(widths[0]) + "  " + "  ".join(c.rjust(w) for c, w in zip(line[1:], widths[1:]))
-             for line in table]
-    return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:])
+        table.append([key, f"{fp32[key]:.4g}", f"{variant[key]:.4g}", f"{variant[key] - fp32[key]:+.4g}",
+                      f"{thresholds[key]['threshold']:.4g}", status[key]])
+    return paired.render_table(table)
 
 
-def _not_worse(increase: float, tolerance: float) -> bool:
-    """A variant may be closer to Geant4 than FP32 by any amount, farther by at most ``tolerance``."""
-    return increase <= tolerance and not math.isnan(increase)
+def check_geant4(fp32: dict, variant: dict, thresholds: dict, title: str = "vs Geant4") -> Verdict:
+    """Is the variant farther from Geant4 than its FP32 model by more than Geant4's own null allows?
 
-
-def check_geant4(fp32: dict, variant: dict, tolerances: dict, title: str = "vs Geant4") -> Verdict:
-    """Is the variant farther from Geant4 than its FP32 model by more than the tolerance, for any distance?
-
-    ``fp32`` and ``variant``: :func:`geant4_distances` of the two samples (same z, same energies, same reference).
+    ``fp32`` and ``variant``: :func:`geant4_distances` of the two samples (same z, same energies, same reference);
+    ``thresholds``: 'distance.features' -> {"threshold", "bound"} (validation.geant4_null.thresholds; bound: the
+    distance's maximum, where it has one).
     """
-    _require(tolerances, fp32, "distance(s)")
+    missing = sorted(set(fp32) - set(thresholds))
+    if missing:
+        raise KeyError(f"no Geant4 threshold for {missing}")
+    status = {key: _geant4_status(key, fp32[key], variant[key] - fp32[key], thresholds[key]) for key in fp32}
     failures = [f"{key}: FP32 {fp32[key]:.4g} -> variant {variant[key]:.4g} (increase {variant[key] - fp32[key]:+.4g}"
-                f", tolerance {tolerances[key]:.4g})"
-                for key in fp32 if not _not_worse(variant[key] - fp32[key], tolerances[key])]
-    return Verdict(title, format_geant4_table(fp32, variant, tolerances), failures)
+                f", threshold {thresholds[key]['threshold']:.4g})" for key in fp32 if status[key] == FAIL]
+    return Verdict(title, format_geant4_table(fp32, variant, thresholds, status), failures,
+                   blind=[key for key in fp32 if status[key] == BLIND])

@@ -12,8 +12,8 @@ import functools
 
 import pytest
 
-from validation import known_failures, tolerances
-from validation.checks import ToleranceExceeded, check_geant4, check_paired, geant4_distances
+from validation import geant4_null, known_failures, requirements
+from validation.checks import ToleranceExceeded, check_geant4, geant4_distances, paired_sequential
 from validation.samples import REFERENCE_VARIANT, ShowerCache, inputs_at, load_settings, read_reference, uniform_inputs
 
 SHARED_MODEL = "cern2017"  # its weights come from ../shared (or a cached download): skipped without them
@@ -25,6 +25,8 @@ def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", default=False,
                      help="validation: large samples (sizes in validation/settings.toml) and the shared Geant4 "
                           "held-out tail as reference")
+    parser.addoption("--requirements", default=None, metavar="TOML",
+                     help="validation: your own paired requirements (overrides of validation/requirements.toml)")
 
 
 def _variants() -> list[str]:
@@ -67,8 +69,15 @@ def settings(request):
 
 
 @pytest.fixture(scope="session")
-def tolerance_table():
-    return tolerances.load()
+def requirement_table(request):
+    """model -> validation.requirements.Requirements (with the user's --requirements overrides)."""
+    user = request.config.getoption("requirements")
+    return functools.cache(lambda model: requirements.load(model, user))
+
+
+@pytest.fixture(scope="session")
+def null_table():
+    return geant4_null.load()
 
 
 @pytest.fixture(scope="session")
@@ -76,46 +85,39 @@ def shower_cache(settings):
     return ShowerCache(settings)
 
 
-@pytest.fixture(scope="session")
-def weights_sha256():
-    """model -> sha256 of its weight file, computed once."""
-    from gan.pretrained import resolve_weights, sha256sum
-
-    return functools.cache(lambda model: sha256sum(resolve_weights(model)))
-
-
 @pytest.fixture
-def model_available(model, request, tolerance_table, weights_sha256):
-    """The model, once its weights are here (cern2017: else skipped through the cern_weights fixture) and are the
-    weights its tolerances were measured for (else the test fails, asking for a re-measurement)."""
+def model_available(model, request):
+    """The model, once its weights are here (cern2017: else skipped through the cern_weights fixture)."""
     if model == SHARED_MODEL:
         request.getfixturevalue("cern_weights")
-    stale = tolerances.stale_reason(tolerance_table, model, weights_sha256(model))
-    if stale:
-        pytest.fail(stale, pytrace=False)
     return model
 
 
 @pytest.fixture(scope="session")
 def paired_inputs(settings):
-    """model -> the shared seeded inputs of the paired checks (energies uniform over the trained range)."""
+    """model -> the shared seeded inputs of the paired checks (energies uniform over the trained range), as many
+    as the largest sequential stage; a stage uses the first so many."""
     from gan.pretrained import trained_energy_range
 
-    return functools.cache(
-        lambda model: uniform_inputs("paired", settings.paired_showers, trained_energy_range(model), settings.seed))
+    return functools.cache(lambda model: uniform_inputs(
+        "paired", max(settings.paired_showers), trained_energy_range(model), settings.seed))
+
+
+def sequential_paired_verdict(shower_cache, model, fp32_showers, inputs, sizes, requirements, title):
+    """The paired verdict of a variant whose showers ``fp32_showers(n)`` gives (FP32's from the cache), grown
+    through ``sizes`` while it cannot tell."""
+    def pair(n):
+        return shower_cache.showers(model, REFERENCE_VARIANT, inputs, n), fp32_showers(n), inputs.energy[:n]
+    return paired_sequential(pair, sizes, requirements, title)
 
 
 @pytest.fixture
-def paired_verdict(model_available, variant, settings, shower_cache, paired_inputs, tolerance_table):
+def paired_verdict(model_available, variant, settings, shower_cache, paired_inputs, requirement_table):
     model = model_available
     inputs = paired_inputs(model)
-    fp32 = shower_cache.showers(model, REFERENCE_VARIANT, inputs)
-    showers = shower_cache.showers(model, variant, inputs)
-    edges = settings.edges(model)
-    per_bin = len(inputs) / (len(edges) - 1)
-    return check_paired(fp32, showers, inputs.energy, edges,
-                        tolerances.paired_tolerances(tolerance_table, model, variant, per_bin),
-                        title=f"{model}-{variant}: paired shifts vs FP32 ({len(inputs)} showers)")
+    return sequential_paired_verdict(shower_cache, model, lambda n: shower_cache.showers(model, variant, inputs, n),
+                                     inputs, settings.paired_showers, requirement_table(model),
+                                     f"{model}-{variant}: paired shifts vs FP32")
 
 
 @pytest.fixture(scope="session")
@@ -149,9 +151,14 @@ def geant4_distance_cache(geant4_reference, geant4_inputs, settings, shower_cach
     return get
 
 
+@pytest.fixture(scope="session")
+def geant4_thresholds(null_table, geant4_inputs):
+    return geant4_null.thresholds(null_table, len(geant4_inputs))
+
+
 @pytest.fixture
-def geant4_verdict(model_available, variant, geant4_distance_cache, geant4_inputs, tolerance_table):
+def geant4_verdict(model_available, variant, geant4_distance_cache, geant4_inputs, geant4_thresholds):
     model = model_available
     return check_geant4(geant4_distance_cache(model, REFERENCE_VARIANT), geant4_distance_cache(model, variant),
-                        tolerances.geant4_tolerances(tolerance_table, model, variant, len(geant4_inputs)),
+                        geant4_thresholds,
                         title=f"{model}-{variant}: distance to Geant4 vs FP32's ({len(geant4_inputs)} showers)")

@@ -25,7 +25,7 @@ class Settings:
     seed: int
     calibration_showers: int
     calibration_seed: int
-    paired_showers: int
+    paired_showers: tuple[int, ...]  # the sequential stages: more showers only while a row is "cannot tell"
     geant4_showers: int | None  # None: all events of the reference
     held_out_tail: int
     energy_edges_gev: dict[str, tuple[float, ...]]
@@ -42,7 +42,7 @@ def load_settings(full: bool = False, path=SETTINGS_FILE) -> Settings:
     return Settings(
         models=tuple(data["models"]), geant4_models=tuple(data["geant4_models"]), seed=data["seed"],
         calibration_showers=data["calibration_showers"], calibration_seed=data["calibration_seed"],
-        paired_showers=paired["showers_full" if full else "showers"],
+        paired_showers=tuple(paired["showers_full" if full else "showers"]),
         geant4_showers=None if full else geant4["showers"], held_out_tail=geant4["held_out_tail"],
         energy_edges_gev={k: tuple(v) for k, v in data["energy_edges_gev"].items()}, full=full)
 
@@ -118,9 +118,12 @@ class ShowerCache:
             self._variants[key] = registry.build(name, self.generator(model), self.calibration(model))
         return self._variants[key]
 
-    def showers(self, model: str, name: str, inputs: Inputs) -> np.ndarray:
-        """Showers (N, 25, 25, 25) GeV of variant ``name`` of ``model`` for ``inputs``, generated once."""
-        key = (model, name, inputs.name)
-        if key not in self._showers:
-            self._showers[key] = self.variant(model, name).generate(inputs.z, inputs.energy)
-        return self._showers[key]
+    def showers(self, model: str, name: str, inputs: Inputs, n: int | None = None) -> np.ndarray:
+        """Showers (n, 25, 25, 25) GeV of variant ``name`` of ``model`` for the first n (default: all) ``inputs``;
+        each shower is generated once, a larger n generates only the missing ones."""
+        key, n = (model, name, inputs.name), len(inputs) if n is None else min(n, len(inputs))
+        have = self._showers.get(key, np.empty((0, 25, 25, 25), np.float32))
+        if len(have) < n:
+            more = self.variant(model, name).generate(inputs.z[len(have):n], inputs.energy[len(have):n])
+            have = self._showers[key] = np.concatenate([have, np.asarray(more)])
+        return have[:n]
