@@ -252,7 +252,7 @@ def minor_specifier(version: str) -> str:
     return f"=={release[0]}.{release[1] if len(release) > 1 else 0}.*"
 
 
-def propose(rows: list[dict], margin: float, cpu_flags, versions: dict, where: str) -> str:
+def propose(rows: list[dict], margin: float, cpu_flags, versions: dict, where: str, note: str = "") -> str:
     """TOML ``[[floor]]`` entries for the measured speed-ups in ``rows`` (as in the benchmarks' speedups.json),
     scoped to the CPU class of ``cpu_flags`` and the rows' thread count; ``where``: the CPU model."""
     out, klass = [], cpu_class(cpu_flags)
@@ -268,7 +268,7 @@ def propose(rows: list[dict], margin: float, cpu_flags, versions: dict, where: s
                 f"threads = {row['threads']}", f'cpu_class = "{klass}"', f"cpu = {json.dumps(where)}",
                 f"floor = {floor}",
                 f'measured = "{speedup["median"]:.2f}x [{speedup["low"]:.2f}, {speedup["high"]:.2f}], '
-                f'{date.today().isoformat()}; floor = median x (1 - {margin})"',
+                f'{date.today().isoformat()}; floor = median x (1 - {margin}){"; " + note if note else ""}"',
                 f"cpu_flags = {json.dumps(sorted(cpu_flags))}",
                 "packages = { " + ", ".join(f'{p} = "{s}"' for p, s in packages.items()) + " }", ""]
     return "\n".join(out)
@@ -334,6 +334,7 @@ def main(argv=None) -> int:
     how.add_argument("--from-json", type=Path, help="propose floors from a speedups.json of an earlier run")
     parser.add_argument("--write", action="store_true", help="with --measure or --from-json: write the floors "
                         "into the floors file as those of this CPU class and thread count (replacing earlier ones)")
+    parser.add_argument("--note", default="", help="appended to each floor's 'measured' text (e.g. 'quiet machine')")
     parser.add_argument("--margin", type=float, default=None,
                         help="relative noise margin: floor = median x (1 - margin) (default: the file's noise_margin)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments for --measure (after --)")
@@ -353,7 +354,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.from_json or 'the run'}: not a benchmarks speedups.json ({exc})") from None
     margin = table.noise_margin if args.margin is None else args.margin
     flags = measured_on["isa"]["flags"]
-    proposed = propose(rows, margin, flags, measured_on["packages"], measured_on["cpu_model"])
+    note = json.dumps(args.note)[1:-1]  # escaped for the TOML string
+    proposed = propose(rows, margin, flags, measured_on["packages"], measured_on["cpu_model"], note)
     if not args.write:
         print(f"# proposed floors (paste into {FLOORS_FILE.name}, or rerun with --write; review the diff):\n")
         print(proposed)

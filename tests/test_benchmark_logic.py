@@ -82,7 +82,7 @@ def test_cpu_class(flags, klass):
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 @pytest.mark.parametrize("flags", [AMX, ZEN4, {"avx2"}, {"avx2", "avx512f"}])
 def test_the_committed_floors_gate_on_every_cpu_class_and_thread_count(flags, threads):
-    """Issue #14: whatever the CPU and threads, at least one floor gates (a conservative one where none was measured)."""
+    """Issue #14: whatever the CPU and threads, some floor gates (a conservative one where none was measured)."""
     assert floors.load().applicable(threads, flags, VERSIONS)
 
 
