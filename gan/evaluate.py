@@ -88,5 +88,5 @@ def export_default(run_dir: Path, g4_file, holdout: int, seed: int = 1) -> None:
     os.replace(card_tmp, CARD)
     print(evaluation["text"])
     print(f"\n{source} -> {DEFAULT_WEIGHTS}; table -> {CARD}; figure -> {FIGURE}\n"
-          "next: update the card's training text (data, epochs, wall time), re-measure the noise floors "
-          "(python -m validation.noise_floors --models default --write) and the paired floors that depend on it")
+          "next: update the card's training text (data, epochs, wall time) and re-run `pytest validation` (its "
+          "requirements and Geant4 thresholds do not depend on the model; known_failures.toml may)")

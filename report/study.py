@@ -356,10 +356,19 @@ def _known(ctx: ModelContext, variant: str, check: str) -> str | None:
     return None if found is None else f"{found.reason} (scope: {found.scope()})"
 
 
+def _geant4_thresholds(n: int) -> dict | None:
+    """Geant4-side thresholds for n reference events; None (no Geant4-side verdict) at a size never measured."""
+    from validation import geant4_null
+
+    try:
+        return geant4_null.thresholds(geant4_null.load(), n)
+    except geant4_null.NullTableError:
+        return None
+
+
 def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progress: Progress) -> tuple[dict, Sample]:
     """Build, time and check one variant of ``ctx.name``; failures become an 'error' entry, not an exception."""
     from quant import registry
-    from validation import geant4_null
     from validation.checks import geant4_distances
 
     entry = {"description": registry.get(name).description}
@@ -390,10 +399,11 @@ def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progre
                                    f"{ctx.name}-{name}: paired shifts vs FP32")
     entry["paired"]["known_failure"] = _known(ctx, name, "paired")
     entry["geant4"] = None
-    if ctx.reference is not None:
+    thresholds = _geant4_thresholds(len(ctx.reference)) if ctx.reference is not None else None
+    if thresholds is not None:
         distances = geant4_distances(ctx.reference.ecal, ctx.reference.energy, showers, ctx.inputs.energy, ctx.edges)
-        entry["geant4"] = geant4_entry(ctx.fp32_distances, distances, geant4_null.thresholds(
-            geant4_null.load(), len(ctx.reference)), f"{ctx.name}-{name}: distance to Geant4 vs FP32's")
+        entry["geant4"] = geant4_entry(ctx.fp32_distances, distances, thresholds,
+                                       f"{ctx.name}-{name}: distance to Geant4 vs FP32's")
         entry["geant4"]["known_failure"] = _known(ctx, name, "geant4")
     entry["keeps_physics"] = entry["paired"]["ok"] and (entry["geant4"] is None or entry["geant4"]["ok"])
     entry["physics_summary"] = physics_summary(showers, ctx.inputs.energy, ctx.edges)

@@ -108,7 +108,7 @@ def test_cern_weights_tuning_falls_back_and_mixes_keep_the_energy(cern_weights, 
     from gan import model, paired
     from gan.pretrained import load_generator
     from quant.speed import paired_speedup
-    from validation import tolerances
+    from validation import requirements
 
     generator = load_generator(str(cern_weights))
     calibration = make_calibration(64, seed=0, energy_range=(100, 500))
@@ -117,7 +117,7 @@ def test_cern_weights_tuning_falls_back_and_mixes_keep_the_energy(cern_weights, 
     reference = model.generate(generator, z, energy)
     batch = model.sample_latent(128, seed=9), rng.uniform(100, 500, 128).astype(np.float32)
     fp32 = registry.build("fp32", generator, calibration)
-    limit = tolerances.paired_tolerances(tolerances.load(), "cern2017", "")["total_energy_mean"]
+    limit = requirements.load("cern2017").strictest()["total_energy_mean"]
     shifts, lines = {}, []
     for name in CERN_VARIANTS if has_any(BF16_FLAGS) else CERN_VARIANTS[:2]:
         variant = registry.build(name, generator, calibration)

@@ -77,7 +77,7 @@ def test_compare_with_a_bad_file_is_a_clear_error(tmp_path, capsys):
 def test_small_study_writes_the_report_folder(tmp_path, capsys):
     out = tmp_path / "report"
     _results_file(tmp_path / "old")
-    argv = ["--variants", "fp32,bf16", "--models", "default", "--showers", "20", "--batch-sizes", "1,4", "--pairs",
+    argv = ["--variants", "fp32,bf16", "--models", "default", "--showers", "100", "--batch-sizes", "1,4", "--pairs",
             "3", "--out", str(out), "--compare", str(tmp_path / "old"), "--quiet"]
     assert main(argv) == 0
     stdout = capsys.readouterr().out
