@@ -135,3 +135,21 @@ def test_folded_openvino_export_is_exact(seeded_generator, tmp_path):
     z, energy = fold.exactness_inputs(8, seed=6)
     loaded = registry.load(variant.save(tmp_path / "ov"))
     _assert_exact(fold.compare(fp32.build(seeded_generator).generate(z, energy), loaded.generate(z, energy)))
+
+
+@pytest.mark.tf
+@pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf not installed")
+def test_int8_weight_only_dense_keeps_everything_else_f32(seeded_generator):
+    variant = registry.build("folded-int8w-dense", seeded_generator, None)
+    rows = {row.op: row.precision for row in variant.op_report().rows}
+    assert rows == {"dense_conv3d_1": "int8", "conv3d_2_phases": "fp32", "conv3d_3_phases": "fp32",
+                    "conv3d_4": "fp32"}
+    assert "this variant vs the original fp32" in variant.op_report().format()
+
+
+@pytest.mark.tf
+def test_folded_bf16_runs_the_folded_layers_in_bf16(seeded_generator):
+    if registry.unavailable_reason("folded-bf16"):
+        pytest.skip(registry.unavailable_reason("folded-bf16"))
+    rows = {row.op: row.precision for row in registry.build("folded-bf16", seeded_generator, None).op_report().rows}
+    assert rows["dense_conv3d_1"] == rows["conv3d_2_phases"] == rows["conv3d_4"] == "bf16"
