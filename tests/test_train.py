@@ -153,3 +153,24 @@ def test_card_table_is_replaced_between_its_markers():
     assert new.startswith("# card\n") and new.endswith("\nrest\n") and "TABLE" in new and "old" not in new
     with pytest.raises(ValueError, match="markers"):
         card_with_table("# card without markers\n", "TABLE", "x")
+
+
+@pytest.mark.slow
+def test_export_default_installs_the_best_generator_with_its_table(g4_files, tmp_path, monkeypatch, capsys):
+    from gan import evaluate
+
+    run = tmp_path / "run"
+    best = weights.save_weights(model.build_generator(), run / "generator_best_ema.h5", {"iteration": 7, "epoch": 0.5})
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text(f"# card\n{evaluate.BEGIN}\nold table\n{evaluate.END}\n")
+    targets = {"CARD": card, "FIGURE": tmp_path / "card.png", "DEFAULT_WEIGHTS": tmp_path / "generator.h5"}
+    for name, path in targets.items():
+        monkeypatch.setattr(evaluate, name, path)
+    with pytest.raises(weights.WeightFileError, match="not found"):
+        evaluate.export_default(tmp_path / "empty", g4_files[0], 8)
+    evaluate.export_default(run, g4_files[0], 8)
+    installed, original = (weights.read_weight_arrays(p) for p in (targets["DEFAULT_WEIGHTS"], best))
+    assert all(np.array_equal(installed[k][r], original[k][r]) for k in original for r in original[k])
+    text = card.read_text()
+    assert "old table" not in text and "iteration 7" in text and "target NOT met" in text
+    assert targets["FIGURE"].stat().st_size > 10_000 and "-> " in capsys.readouterr().out
