@@ -179,6 +179,21 @@ def build_auto_mixed(generator, calibration):
     return variant
 
 
+def cached_sweep(model: str, precision: str = "int8", runtime: str = "openvino"):
+    """The cached sensitivity sweep of ``model``'s folded layers (``python -m quant sensitivity --folded`` or a
+    ``folded-auto-mixed`` build made it), or None: never measures."""
+    from gan.pretrained import load_generator
+    from quant import sensitivity
+    from quant.objective import model_tolerances
+
+    generator = load_generator(model)
+    sweep = sensitivity.cached_results(model, precision, runtime, generator=folded_for(generator).model,
+                                       tolerances=model_tolerances(generator)[0])
+    if sweep is not None:
+        sweep.model = f"{model} (folded)"
+    return sweep
+
+
 def _load_keras(name: str, build):
     def load(directory):
         return build(load_generator_from(directory, name))

@@ -386,21 +386,24 @@ def sensitivity_blocks(models, image_dir) -> list[tuple] | None:
         from quant import sensitivity, sensitivity_report
     except ImportError:
         return None
+    from quant.folded import cached_sweep as folded_sweep
+
     blocks = []
-    for model in models:
+    for model, find in [(m, f) for m in models for f in (sensitivity.cached_results, folded_sweep)]:
         for precision, runtime in SENSITIVITY_SWEEPS:
             try:
-                sweep = sensitivity.cached_results(model, precision, runtime)
+                sweep = find(model, precision, runtime)
             except Exception as exc:  # noqa: BLE001 - an unreadable cache must not take the report down
                 blocks.append(("p", f"{model}, {precision} on {runtime}: cached sweep unreadable ({exc})"))
                 continue
             if sweep is None:
                 continue
-            name = f"sensitivity_{model}_{precision}_{runtime}.png"
+            label = sweep.model  # "cern2017" or "cern2017 (folded)"
+            name = f"sensitivity_{label.replace(' (folded)', '-folded')}_{precision}_{runtime}.png"
             sensitivity_report.plot(sweep, Path(image_dir) / name)
-            blocks.append(("h", 3, f"{model}: {precision} on {runtime}"))
+            blocks.append(("h", 3, f"{label}: {precision} on {runtime}"))
             blocks += markdown_blocks(sensitivity_report.format_table(sweep))
-            blocks.append(("img", name, f"Layer sensitivity of {model} to {precision} on {runtime}: |shift| / "
+            blocks.append(("img", name, f"Layer sensitivity of {label} to {precision} on {runtime}: |shift| / "
                                         "tolerance per layer assignment, and speed-up"))
     return blocks or None
 
