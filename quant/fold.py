@@ -175,8 +175,7 @@ def depth_to_space_layer():
     if DepthToSpace3D is None:
         keras = _keras()
 
-        @keras.saving.register_keras_serializable(package="calogan")
-        class _DepthToSpace3D(keras.layers.Layer):
+        class DepthToSpace3D(keras.layers.Layer):  # binds the module-level name (global above)
             """Phases stacked as channels (r1, r2, r3, c) -> interleaved grid, cropped to ``size``."""
 
             def __init__(self, blocks, size, **kwargs):
@@ -198,8 +197,7 @@ def depth_to_space_layer():
             def get_config(self):
                 return {**super().get_config(), "blocks": self.blocks, "size": self.size}
 
-        _DepthToSpace3D.__name__ = _DepthToSpace3D.__qualname__ = "DepthToSpace3D"
-        DepthToSpace3D = _DepthToSpace3D
+        keras.saving.register_keras_serializable(package="calogan")(DepthToSpace3D)
     return DepthToSpace3D
 
 
