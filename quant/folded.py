@@ -36,8 +36,7 @@ from quant.registry import VariantSpec, register
 
 FOLDED, BF16, OV_FP32, OV_BF16, OV_INT8_DENSE, AUTO_MIXED = (
     "folded", "folded-bf16", "folded-openvino", "folded-openvino-bf16", "folded-int8w-dense", "folded-auto-mixed")
-# OpenVINO variants: name -> (per-layer precisions, precision of every other layer)
-OPENVINO = {OV_FP32: ({}, "fp32"), OV_BF16: ({}, "bf16"), OV_INT8_DENSE: ({}, "fp32")}
+OPENVINO_PRECISION = {OV_FP32: "fp32", OV_BF16: "bf16"}  # build_mixed's precision of every layer
 MIXED = "mixed_bfloat16"
 OUTPUT_LAYER = "re_lu_1"  # kept float32 in folded-bf16: float32 output
 BF16_NEEDS = "AMX-BF16 or AVX512-BF16"
@@ -107,6 +106,10 @@ class FoldedKerasVariant(KerasVariant):
                            fold_relative_l2=self.fold.check.relative_l2)
         return directory
 
+    def size_bytes(self) -> int:
+        """Bytes of the weights as saved (the original's, float32); in memory the merged Dense holds 5 M more."""
+        return sum(4 * int(np.prod(w.shape)) for w in self.original.weights)
+
     def op_report(self) -> OpReport:
         report = super().op_report()
         if self.name != FOLDED:
@@ -132,8 +135,8 @@ def build_bf16(generator, calibration=None) -> FoldedKerasVariant:
 
 
 def build_openvino(generator, calibration=None, name: str = OV_FP32):
-    """The folded graph on OpenVINO with the precisions of :data:`OPENVINO` ``[name]``; its f32 export is checked
-    against the original before any precision is applied."""
+    """The folded graph on OpenVINO as variant ``name``; its f32 export is checked against the original before any
+    precision is applied."""
     from quant import openvino
 
     folded = folded_for(generator)
@@ -144,9 +147,8 @@ def build_openvino(generator, calibration=None, name: str = OV_FP32):
     if name == OV_FP32:
         variant = exported
     else:
-        precisions, default = OPENVINO[name]
-        variant = (openvino.build_mixed(folded.model, calibration, precisions, name=name, default=default)
-                   if name != OV_INT8_DENSE else _int8_dense_weights(folded.model))
+        variant = (_int8_dense_weights(folded.model) if name == OV_INT8_DENSE else
+                   openvino.build_mixed(folded.model, None, {}, name=name, default=OPENVINO_PRECISION[name]))
         notes.insert(0, own_error_note(folded, variant.generate))
     variant.info["report_notes"] = notes
     return variant
