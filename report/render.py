@@ -205,7 +205,8 @@ def variant_table(results: dict, model: str) -> tuple[list[str], list[list[str]]
     m = results["models"][model]
     batches = [str(b) for b in results["settings"]["batch_sizes"]] if results["settings"]["speed"] else []
     header = ["variant", "op coverage", "size on disk"] + [f"showers/s b{b}" for b in batches] + \
-        ["speed-up vs FP32 [95%]", "vs folded", "vs Geant4 per core", "paired physics", "worst paired shift", "vs Geant4 physics"]
+        ["speed-up vs FP32 [95%]", "vs folded", "vs Geant4 per core", "paired physics", "worst paired shift",
+         "vs Geant4 physics"]
     fp32 = m["fp32"]
     rows = [["fp32 (reference)", fp32["op_summary"], fmt_bytes(fp32.get("disk_bytes"))]
             + [f"{fp32['showers_per_s'][b]:.1f}" for b in batches]
