@@ -32,9 +32,9 @@ def evaluate_weights(weights, g4_file, holdout: int, seed: int = 1) -> dict:
     from gan.model import generate, sample_latent
     from gan.pretrained import load_generator
 
+    generator = load_generator(str(weights))
     ref = heldout_events(g4_file, holdout)
-    fake = data.Showers(generate(load_generator(str(weights)), sample_latent(len(ref), seed), ref.energy),
-                        ref.energy)
+    fake = data.Showers(generate(generator, sample_latent(len(ref), seed), ref.energy), ref.energy)
     rows = agreement.compare_bins(fake.ecal, fake.energy, ref.ecal, ref.energy)
     result = agreement.verdict(rows)
     first = int(data.count_showers(g4_file) - len(ref))

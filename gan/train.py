@@ -255,7 +255,9 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
         changed = sorted(k for k in now if k not in RUN_TIME_FIELDS | {"data_paths"} and before.get(k) != now[k])
         changed += ["data_paths"] if names["before"] != names["now"] else []  # same files, any folder
         if changed:
-            raise ValueError(f"{path}: this run was started with other settings ({', '.join(changed)}); "
+            from gan.outputs import OutputError
+
+            raise OutputError(f"{path}: this run was started with other settings ({', '.join(changed)}); "
                              "use another --run-dir or the original settings")
     else:
         path.write_text(json.dumps(now, indent=1) + "\n")
