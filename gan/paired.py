@@ -8,7 +8,9 @@ energy (N,) in GeV, positions in cells (z: layers).
 Every observable is a statistic of per-event quantities over the events of
 one primary-energy bin; its shift is variant minus FP32, either relative to
 the FP32 value (``relative``: (variant - fp32) / |fp32|; 0/0 gives 0, x/0
-gives +-inf) or absolute (``cells``). Vector observables (profiles: one
+gives +-inf) or absolute (``cells``; ``cells2`` for the longitudinal second
+moment, in layers^2: its relative shift is ill-conditioned when a generator
+puts its energy in one or two layers, as the 1-epoch default does). Vector observables (profiles: one
 component per slice holding > 1% of the FP32 energy; the cell spectrum: one
 per cell-energy threshold whose count holds > 1% of the FP32 hits) give one
 shift per component. With ``resamples`` the same event indices are bootstrapped for
@@ -45,7 +47,7 @@ PAIRED_OBSERVABLES = {  # observable -> kind of shift
     "centroid_z": "cells",
     "second_moment_x": "relative",
     "second_moment_y": "relative",
-    "second_moment_z": "relative",
+    "second_moment_z": "cells2",
     "hits_mean": "relative",
     "cell_energy_spectrum": "relative",  # bin-mean number of cells above 0.3 MeV, 1 MeV, 10 MeV, 0.1 GeV, 1 GeV
 }
@@ -127,7 +129,7 @@ def _statistic(name, q, idx, components):
 
 
 def _shift(name, fp32, variant):
-    if PAIRED_OBSERVABLES[name] == "cells":
+    if PAIRED_OBSERVABLES[name] != "relative":
         return variant - fp32
     return _relative_shift(fp32, variant)
 

@@ -150,12 +150,21 @@ def test_geant4_check_is_one_sided_and_saturated_checks_are_blind():
     thr = {"fpd.all": {"threshold": 0.2}, "kpd.all": {"threshold": 0.05},
            "separation_power.hits": {"threshold": 0.03, "bound": 1.0}}
     better = check_geant4(fp32, {"fpd.all": 0.2, "kpd.all": -0.3, "separation_power.hits": 1.0}, thr)
-    assert better.ok and better.blind == ["separation_power.hits"]
-    assert "blind (saturated, cannot see a change): separation_power.hits" in better.report()
+    assert better.ok and better.blind == ["separation_power.hits (blind)"] and better.judged == 2
+    assert "separation_power.hits (blind)" in better.report()
     worse = check_geant4(fp32, {"fpd.all": 1.5, "kpd.all": math.nan, "separation_power.hits": 0.99}, thr, "m-v")
     assert [line.split(":")[0] for line in worse.failures] == ["fpd.all", "kpd.all"]
     assert "fpd.all: FP32 1 -> variant 1.5 (increase +0.5, threshold 0.2)" in worse.report()
     assert worse.table.splitlines()[0].split()[-2:] == ["threshold", "status"]
+
+
+def test_a_check_is_off_scale_when_fp32_is_far_beyond_geant4s_own_distance():
+    thr = {"fpd.all": {"threshold": 10.0, "g4_distance": 40.0}}
+    live = check_geant4({"fpd.all": 400.0}, {"fpd.all": 420.0}, thr)
+    assert live.failures and live.judged == 1
+    off = check_geant4({"fpd.all": 1.8e5}, {"fpd.all": 1.81e5}, thr)
+    assert off.ok and off.blind == ["fpd.all (off-scale)"] and off.judged == 0
+    assert off.table.splitlines()[-1].split()[-1] == "off-scale"
 
 
 def test_a_check_is_blind_when_fp32_plus_the_threshold_reaches_the_bound():

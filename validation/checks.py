@@ -7,8 +7,10 @@ requirement, "FAIL" when it lies entirely beyond it, and "cannot tell" otherwise
 the shift from the requirement, so the suite needs more showers (see :func:`paired_sequential`), and never passes.
 
 Geant4-side (default model): the increase of each distance to held-out Geant4, variant minus FP32, against the
-threshold of validation/geant4_null.toml (a quantile of the same increase between disjoint Geant4 samples); a
-distance whose FP32 value is saturated is "blind": it cannot see a change, and is reported so, not as a pass.
+threshold of validation/geant4_null.toml (a quantile of the same increase between disjoint Geant4 samples). Two
+kinds of check are not judged, and are reported so, never as a pass: "blind", a bounded distance (separation
+power) so close to its maximum that no increase could exceed the threshold; "off-scale", FP32 itself so far from
+Geant4 (OFF_SCALE_FACTOR x Geant4's own distance) that the null does not calibrate the increase.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import numpy as np
 from gan import distances, metrics, paired
 
 ACCURACY_KEYS = ("total", "moment_error", "profile_error")
-OK, FAIL, UNRESOLVED, BLIND = "ok", "FAIL", "cannot tell", "blind"
-_SEVERITY = {FAIL: 3, UNRESOLVED: 2, BLIND: 1, OK: 0}
+OK, FAIL, UNRESOLVED, BLIND, OFF_SCALE = "ok", "FAIL", "cannot tell", "blind", "off-scale"
+_SEVERITY = {FAIL: 3, UNRESOLVED: 2, BLIND: 1, OFF_SCALE: 1, OK: 0}
+OFF_SCALE_FACTOR = 10.0
+"""A Geant4-side check is off-scale when FP32's distance exceeds this many times Geant4's own (the null's
+median distance plus its threshold): there the distance's change is set by its slope far from Geant4 (FPD grows
+with the square of a mean shift), not by Geant4's statistics that calibrate the threshold."""
 
 
 class ToleranceExceeded(AssertionError):
@@ -39,7 +45,8 @@ class Verdict:
     table: str  # every row with its requirement and status
     failures: list[str] = field(default_factory=list)  # one line per row beyond its requirement
     unresolved: list[str] = field(default_factory=list)  # one line per row the statistics cannot resolve
-    blind: list[str] = field(default_factory=list)  # checks that cannot see a change (saturated)
+    blind: list[str] = field(default_factory=list)  # checks not judged: "key (blind)" or "key (off-scale)"
+    judged: int | None = None  # Geant4-side: how many checks were judged (None: paired)
 
     @property
     def ok(self) -> bool:
@@ -50,11 +57,12 @@ class Verdict:
         return FAIL if self.failures else UNRESOLVED if self.unresolved else OK
 
     def report(self) -> str:
-        head = {OK: "keeps the physics", FAIL: f"{len(self.failures)} beyond requirement:",
+        kept = "keeps the physics" + ("" if self.judged is None else f" in the {self.judged} checks that can judge it")
+        head = {OK: kept, FAIL: f"{len(self.failures)} beyond requirement:",
                 UNRESOLVED: f"cannot tell ({len(self.unresolved)} unresolved):"}[self.status]
         lines = [f"{self.title}: {head}", *(f"  {line}" for line in self.failures or self.unresolved)]
         if self.blind:
-            lines.append(f"  blind (saturated, cannot see a change): {', '.join(self.blind)}")
+            lines.append(f"  not judged (blind: saturated; off-scale: FP32 far from Geant4): {', '.join(self.blind)}")
         return "\n".join(lines + ["", self.table])
 
     def raise_if_failed(self) -> None:
@@ -183,6 +191,9 @@ def _geant4_status(key: str, fp32: float, increase: float, threshold: dict) -> s
         return FAIL
     if threshold.get("bound") is not None and fp32 + threshold["threshold"] >= threshold["bound"]:
         return BLIND  # even the largest possible increase could not exceed the threshold
+    scale = threshold.get("g4_distance")
+    if scale is not None and fp32 > OFF_SCALE_FACTOR * (scale + threshold["threshold"]):
+        return OFF_SCALE
     return OK if increase <= threshold["threshold"] else FAIL
 
 
@@ -199,8 +210,8 @@ def check_geant4(fp32: dict, variant: dict, thresholds: dict, title: str = "vs G
     """Is the variant farther from Geant4 than its FP32 model by more than Geant4's own null allows?
 
     ``fp32`` and ``variant``: :func:`geant4_distances` of the two samples (same z, same energies, same reference);
-    ``thresholds``: 'distance.features' -> {"threshold", "bound"} (validation.geant4_null.thresholds; bound: the
-    distance's maximum, where it has one).
+    ``thresholds``: 'distance.features' -> {"threshold", "bound", "g4_distance"} (validation.geant4_null.thresholds;
+    bound: the distance's maximum, where it has one; g4_distance: Geant4's own median distance at that size).
     """
     missing = sorted(set(fp32) - set(thresholds))
     if missing:
@@ -209,4 +220,5 @@ def check_geant4(fp32: dict, variant: dict, thresholds: dict, title: str = "vs G
     failures = [f"{key}: FP32 {fp32[key]:.4g} -> variant {variant[key]:.4g} (increase {variant[key] - fp32[key]:+.4g}"
                 f", threshold {thresholds[key]['threshold']:.4g})" for key in fp32 if status[key] == FAIL]
     return Verdict(title, format_geant4_table(fp32, variant, thresholds, status), failures,
-                   blind=[key for key in fp32 if status[key] == BLIND])
+                   blind=[f"{key} ({status[key]})" for key in fp32 if status[key] in (BLIND, OFF_SCALE)],
+                   judged=sum(status[key] in (OK, FAIL) for key in fp32))

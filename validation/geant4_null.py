@@ -124,7 +124,7 @@ def load(path=NULL_FILE) -> dict:
 
 
 def thresholds(table: dict, n: int) -> dict:
-    """'distance.features' -> {"threshold", "bound"} for a reference of n events (the size measured, else error)."""
+    """'distance.features' -> {"threshold", "bound", "g4_distance"} for a reference of n events (a measured size)."""
     sizes = table.get("size", {})
     if str(n) not in sizes:
         raise NullTableError(f"geant4_null.toml has no thresholds for {n} reference events (has: "
@@ -133,7 +133,8 @@ def thresholds(table: dict, n: int) -> dict:
     out = {}
     for distance, groups in sizes[str(n)]["thresholds"].items():
         for features, entry in groups.items():
-            out[f"{distance}.{features}"] = {"threshold": float(entry["threshold"]), "bound": BOUNDED.get(distance)}
+            out[f"{distance}.{features}"] = {"threshold": float(entry["threshold"]), "bound": BOUNDED.get(distance),
+                                             "g4_distance": float(entry["g4_distance"])}
     return out
 
 

@@ -109,7 +109,8 @@ def _slice_spreads(q: dict) -> dict[str, float]:
         spreads[name] = float(np.median(_relative_spread(q[name][:, mean > minimum * reference])))
     for a, axis in enumerate("xyz"):
         spreads[f"centroid_{axis}"] = float(np.std(q["moments"][:, 2 * a]))
-        spreads[f"second_moment_{axis}"] = float(_relative_spread(q["moments"][:, 2 * a + 1][:, None])[0])
+        second = q["moments"][:, 2 * a + 1]
+        spreads[f"second_moment_{axis}"] = float(np.std(second) if axis == "z" else _relative_spread(second[:, None])[0])
     return spreads
 
 

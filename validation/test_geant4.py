@@ -11,4 +11,6 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
 def test_not_farther_from_geant4_than_fp32(geant4_verdict):
+    if geant4_verdict.judged == 0:
+        pytest.skip(f"no Geant4-side check can judge this model: {'; '.join(geant4_verdict.blind)}")
     geant4_verdict.raise_if_failed()
