@@ -1,8 +1,8 @@
 """Training the 3DGAN on Geant4 showers: resumable, mixed bfloat16, EMA generator, best checkpoint by physics.
 
 The losses follow CERN's EcalEnergyGan: the discriminator has three heads (real/fake BCE, primary energy MAPE,
-summed cell energy MAPE; weights 6 / 0.2 / 0.1); each iteration is one discriminator step on a real and a fake
-batch (5% of the real/fake labels flipped) and two generator steps, all in one ``tf.function``.
+summed cell energy MAPE; weights 6 / 0.2 / 0.1); each iteration is a discriminator step on a real batch, one on
+a fake batch (5% of the real/fake labels flipped) and two generator steps, all in one ``tf.function``.
 
 What differs from the first (1-epoch) recipe, and why:
 
@@ -12,6 +12,12 @@ What differs from the first (1-epoch) recipe, and why:
   large and negative, 98% of the output ReLU was dead, and the 0.1% still alive sat in the last layer (z = 24),
   which is where the 1-epoch model's energy stayed. Exported weights divide the last kernel by ``cell_scale``
   (ReLU commutes with a positive scale), so they produce GeV in CERN's layout.
+* The generator steps see the discriminator in training mode (batch statistics in its BatchNormalization, as
+  in CERN's Keras-2 training), not in inference mode: the discriminator is trained on all-real and all-fake
+  batches, and with its moving statistics it barely separates them (measured at iteration 259 of a run that did
+  this: D(real) 0.30 / D(fake) 0.18 in inference mode, 0.74 / 0.03 in training mode), so the generator learned
+  no shower shape (flat profiles, ~6x Geant4's widths). The first recipe did the same.
+* Two discriminator updates per iteration, one on the real and one on the fake batch, as CERN's recipe.
 * The generator's summed-energy target is ``E * sf(E)`` with sf a fit of Geant4's E_cal/E_p vs log E.
 * Keras ``mixed_bfloat16`` (``precision``) with conv3d_1, the output and the discriminator heads in float32 and
   the conv biases added in float32 (:mod:`gan.train_precision`): ~2.5-3x faster than float32 on AVX512-BF16.
@@ -154,19 +160,21 @@ class Trainer:
         return w[0] * bce + w[1] * mape_e + w[2] * mape_s
 
     def _step(self, real, energy, real_sum, fake_sum, real_label, fake_label, z):
-        """One discriminator step (real + fake batch), two generator steps, one EMA update; returns metrics."""
+        """Two discriminator steps (real, fake), two generator steps, one EMA update; returns metrics."""
         tf = self.tf
         g, d = self.generator, self.discriminator
         fake = tf.cast(g(z[0] * energy[:, None], training=True), tf.float32)
-        with tf.GradientTape() as tape:
-            d_loss = 0.5 * (self._loss(d(real, training=True), real_label, energy, real_sum)
-                            + self._loss(d(fake, training=True), fake_label, energy, fake_sum))
-        self.d_opt.apply_gradients(zip(tape.gradient(d_loss, d.trainable_variables), d.trainable_variables))
+        d_loss = 0.0
+        for images, label, sums in ((real, real_label, real_sum), (fake, fake_label, fake_sum)):
+            with tf.GradientTape() as tape:  # CERN: one update on the real batch, one on the fake batch
+                loss = self._loss(d(images, training=True), label, energy, sums)
+            self.d_opt.apply_gradients(zip(tape.gradient(loss, d.trainable_variables), d.trainable_variables))
+            d_loss += 0.5 * loss
         g_loss = 0.0
         for k in (1, 2):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape() as tape:  # D in training mode (batch statistics), as it is trained
                 out = g(z[k] * energy[:, None], training=True)
-                loss = self._loss(d(out, training=False), tf.ones_like(energy), energy, fake_sum)
+                loss = self._loss(d(out, training=True), tf.ones_like(energy), energy, fake_sum)
             self.g_opt.apply_gradients(zip(tape.gradient(loss, g.trainable_variables), g.trainable_variables))
             g_loss += 0.5 * loss
         decay = tf.minimum(self.config.ema_decay, (1.0 + tf.cast(self.iteration, tf.float32))
