@@ -26,6 +26,7 @@ TARGET = {  # criterion: (low, high) band for ratios, or the largest allowed val
     "width_y_ratio": (0.8, 1.25),
     "hits_ratio": (0.7, 1.3),
 }
+DEVIATION_CAP = 100.0
 TREND_RATIO = (0.5, 2.0)  # GAN / Geant4 slope of the mean sampling fraction vs energy: same sign, similar size
 
 
@@ -71,15 +72,14 @@ def compare_bins(gan_ecal, gan_energy, g4_ecal, g4_energy, edges=EDGES_20_GEV) -
 
 
 def deviation(criterion: str, value: float) -> float:
-    """|value| in units of its target band: 0 = perfect, 1 = at the band's edge; inf for NaN (e.g. empty showers)."""
+    """|value| in units of its target band: 0 = perfect, 1 = at the band's edge, at most :data:`DEVIATION_CAP`
+    (also for NaN or a zero ratio, e.g. empty showers), so that half-dead models still rank by the rest."""
     band = TARGET[criterion]
-    if not np.isfinite(value):
-        return float("inf")
+    if not np.isfinite(value) or (isinstance(band, tuple) and value <= 0):
+        return DEVIATION_CAP
     if isinstance(band, tuple):
-        if value <= 0:
-            return float("inf")
-        return float(np.log(value) / np.log(band[1] if value >= 1 else band[0]))
-    return abs(float(value)) / band
+        return min(float(np.log(value) / np.log(band[1] if value >= 1 else band[0])), DEVIATION_CAP)
+    return min(abs(float(value)) / band, DEVIATION_CAP)
 
 
 def _slope(rows, key):
@@ -97,7 +97,7 @@ def verdict(rows: list[dict]) -> dict:
     fit over the bins) within :data:`TREND_RATIO` times Geant4's.
     """
     rows = [r for r in rows if r["n_gan"] and r["n_g4"]]  # bins with events on both sides
-    worst = {c: max((deviation(c, r[c]) for r in rows), default=float("inf")) for c in TARGET}
+    worst = {c: max((deviation(c, r[c]) for r in rows), default=DEVIATION_CAP) for c in TARGET}
     slope_gan, slope_g4 = _slope(rows, "sf_gan"), _slope(rows, "sf_g4")
     trend_ratio = slope_gan / slope_g4 if slope_g4 else float("nan")
     trend_ok = bool(TREND_RATIO[0] <= trend_ratio <= TREND_RATIO[1])

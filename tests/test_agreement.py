@@ -64,14 +64,15 @@ def test_deviation_scale():
     assert agreement.deviation("spread_ratio", 0.67) == pytest.approx(1.0)
     assert agreement.deviation("long_l1", 0.075) == pytest.approx(0.5)
     assert agreement.deviation("max_layer_diff", -2) == 2
-    assert agreement.deviation("hits_ratio", float("nan")) == float("inf")
-    assert agreement.deviation("hits_ratio", 0.0) == float("inf")
+    assert agreement.deviation("hits_ratio", float("nan")) == agreement.DEVIATION_CAP
+    assert agreement.deviation("hits_ratio", 0.0) == agreement.DEVIATION_CAP
+    assert agreement.deviation("hits_ratio", 1e-300) == agreement.DEVIATION_CAP
 
 
 def test_empty_showers_fail_without_warnings(g4):
     ecal, energy = g4
     rows, result = compare(np.zeros_like(ecal), g4)
-    assert all(np.isnan(r["long_l1"]) for r in rows) and result["score"] == float("inf") and not result["passed"]
+    assert all(np.isnan(r["long_l1"]) for r in rows) and result["score"] == agreement.DEVIATION_CAP and not result["passed"]
     assert "NOT met" in agreement.format_table(rows, result)
 
 
