@@ -270,6 +270,18 @@ def test_a_shift_fails_naming_observable_energy_bin_and_interval():
     assert row.split()[-2:] == ["5.00%", "FAIL"]
 
 
+def test_showers_outside_the_energy_bins_are_never_a_silent_pass():
+    ecal, energy = showers()
+    far = energy * 100  # 3000 and 12000 GeV: outside every bin
+    verdict = check_paired(ecal, ecal * 10, far, reqs(total_energy_mean=0.05))
+    assert verdict.status == UNRESOLVED and "40 of 40 showers outside the energy bins" in verdict.unresolved[0]
+    with pytest.raises(Unresolved):
+        verdict.raise_if_failed()
+    half = np.where(energy > 100, energy * 100, energy)
+    verdict = check_paired(ecal, ecal.copy(), half, reqs(total_energy_mean=0.05))
+    assert verdict.ok and "20 of 40 showers outside" in verdict.report()
+
+
 def _noisy(ecal, energy, spread, seed=5):
     rng = np.random.default_rng(seed)
     return ecal * rng.normal(1.0, spread, (len(energy), 1, 1, 1)).astype(np.float32)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gan import distances, metrics, paired
+from gan import distances, metrics, paired, physics
 
 ACCURACY_KEYS = ("total", "moment_error", "profile_error")
 OK, FAIL, UNRESOLVED, BLIND, OFF_SCALE = "ok", "FAIL", "cannot tell", "blind", "off-scale"
@@ -147,7 +147,13 @@ def check_paired(fp32_ecal, variant_ecal, energy, requirements, title: str = "pa
     """Every paired observable per energy bin (variant minus FP32, same z and energies GeV) against its
     requirement, decided on its bootstrap interval."""
     rows = paired_rows(fp32_ecal, variant_ecal, energy, requirements)
-    return paired_verdict(rows, f"{title} ({len(energy)} showers)")
+    verdict = paired_verdict(rows, f"{title} ({len(energy)} showers)")
+    edges = requirements.edges
+    outside = int(np.count_nonzero(physics.energy_bin_index(np.asarray(energy), edges) < 0))
+    if outside:  # never dropped silently; with none inside there is nothing to judge: not a pass
+        line = f"{outside} of {len(energy)} showers outside the energy bins {edges[0]:g}-{edges[-1]:g} GeV: not checked"
+        (verdict.unresolved if not rows else verdict.blind).append(line)
+    return verdict
 
 
 def paired_sequential(generate_pair, sizes, requirements, title: str = "paired") -> Verdict:
