@@ -27,10 +27,12 @@ def print_report(variant, directory) -> None:
 
 
 def cmd_list(args) -> None:
-    for name in registry.names():
+    names = registry.names()
+    width = max(map(len, names))
+    for name in names:
         reason = registry.unavailable_reason(name)
-        print(f"{name:<16} {registry.get(name).description}")
-        print(f"{'':<16} {'available' if reason is None else 'not available: ' + reason}")
+        print(f"{name:<{width}} {registry.get(name).description}")
+        print(f"{'':<{width}} {'available' if reason is None else 'not available: ' + reason}")
 
 
 def cmd_build(args) -> None:
