@@ -29,6 +29,10 @@ CATEGORIES = (  # verdict key, what it means
     ("slower_breaks", "slower (and breaks the physics)"),
     ("physics_only_keeps", "keeps the physics (speed not measured)"),
     ("physics_only_breaks", "breaks the physics (speed not measured)"),
+    ("faster_cannot_tell", "faster; physics: cannot tell at this sample size (`pytest validation` grows it)"),
+    ("same_cannot_tell", "no clear speed difference; physics: cannot tell at this sample size"),
+    ("slower_cannot_tell", "slower; physics: cannot tell at this sample size"),
+    ("physics_only_cannot_tell", "physics: cannot tell at this sample size (speed not measured)"),
     ("not_run", "not run here"),
 )
 
@@ -348,7 +352,7 @@ def _model_blocks(results: dict, model: str, figures) -> list[tuple]:
                     "they are than FP32, in units of the tolerance; above 1 fails.")]
     failures = [(n, e) for n, e in _ran(m).items() if not e["keeps_physics"]]
     if failures:
-        b.append(("h", 3, "What breaks"))
+        b.append(("h", 3, "What breaks, or cannot be told at this sample size"))
         for name, e in failures:
             lines = e["paired"]["failures"] + (e["geant4"]["failures"] if e.get("geant4") else [])
             known = e["paired"].get("known_failure") or (e.get("geant4") or {}).get("known_failure")

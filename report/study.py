@@ -366,6 +366,18 @@ def _geant4_thresholds(n: int) -> dict | None:
         return None
 
 
+STATUS_WORDS = {"keeps": "keeps the physics", "breaks": "BREAKS the physics",
+                "cannot_tell": "physics CANNOT TELL at this sample size"}
+
+
+def physics_status(entry: dict) -> str:
+    """'keeps', 'breaks' (a row beyond its requirement) or 'cannot_tell' (unresolved rows only: not a pass)."""
+    if entry["keeps_physics"]:
+        return "keeps"
+    g4 = entry.get("geant4") or {}
+    return "cannot_tell" if entry["paired"].get("status") == "cannot tell" and not g4.get("failures") else "breaks"
+
+
 def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progress: Progress) -> tuple[dict, Sample]:
     """Build, time and check one variant of ``ctx.name``; failures become an 'error' entry, not an exception."""
     from quant import registry
@@ -406,9 +418,10 @@ def run_variant(ctx: ModelContext, name: str, config: StudyConfig, cache, progre
                                        f"{ctx.name}-{name}: distance to Geant4 vs FP32's")
         entry["geant4"]["known_failure"] = _known(ctx, name, "geant4")
     entry["keeps_physics"] = entry["paired"]["ok"] and (entry["geant4"] is None or entry["geant4"]["ok"])
+    entry["physics_status"] = physics_status(entry)
     entry["physics_summary"] = physics_summary(showers, ctx.inputs.energy, ctx.edges)
     _add_speed_summary(entry, config, ctx.g4_cpu)
-    progress(f"{ctx.name}/{name}: {'keeps' if entry['keeps_physics'] else 'BREAKS'} the physics "
+    progress(f"{ctx.name}/{name}: {STATUS_WORDS[entry['physics_status']]} "
              f"(worst {entry['paired']['worst']}: {entry['paired']['worst_ratio']:.2f} x tolerance)"
              + (f", {entry['speedup_at_largest_batch']['median']:.2f}x FP32" if "speed" in entry else ""))
     return entry, Sample(name, showers, ctx.inputs.energy)
@@ -487,14 +500,14 @@ def run_model(model: str, config: StudyConfig, settings, cache, progress: Progre
 
 def verdict(variants: dict) -> dict[str, list[str]]:
     """Variants by category: faster/same/slower x keeps/breaks the physics; plus not run (unavailable, error)."""
-    out = {key: [] for key in ("faster_keeps", "faster_breaks", "same_keeps", "same_breaks", "slower_keeps",
-                               "slower_breaks", "physics_only_keeps", "physics_only_breaks", "not_run")}
+    out = {f"{speed}_{physics}": [] for speed in ("faster", "same", "slower", "physics_only")
+           for physics in ("keeps", "breaks", "cannot_tell")} | {"not_run": []}
     for name, entry in variants.items():
         if "paired" not in entry:
             out["not_run"].append(name)
             continue
         speed = entry.get("speed_class") or "physics_only"
-        out[f"{speed}_{'keeps' if entry['keeps_physics'] else 'breaks'}"].append(name)
+        out[f"{speed}_{entry.get('physics_status') or physics_status(entry)}"].append(name)
     return out
 
 

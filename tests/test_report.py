@@ -162,6 +162,17 @@ def test_verdict_sorts_variants_by_speed_and_physics(showers):
     assert r["models"]["default"]["variants"]["fast-bad"]["paired"]["worst_ratio"] > 1
 
 
+def test_cannot_tell_is_its_own_verdict_neither_keeps_nor_breaks(showers):
+    r = make_results(showers)
+    variants = r["models"]["default"]["variants"]
+    unresolved = dict(variants["fast-ok"], keeps_physics=False, physics_status=None)
+    unresolved["paired"] = dict(unresolved["paired"], ok=False, status="cannot tell")
+    v = study.verdict({"fast-unresolved": unresolved, "fast-bad": variants["fast-bad"]})
+    assert v["faster_cannot_tell"] == ["fast-unresolved"] and v["faster_breaks"] == ["fast-bad"]
+    assert study.physics_status(unresolved) == "cannot_tell" and study.physics_status(variants["fast-ok"]) == "keeps"
+    assert {key for key, _ in render.CATEGORIES} == set(v)
+
+
 @pytest.mark.parametrize("low, high, expected", [(1.1, 2, "faster"), (0.5, 0.9, "slower"), (0.9, 1.2, "same")])
 def test_speed_class_uses_the_interval(low, high, expected):
     assert study.speed_class({"median": (low + high) / 2, "low": low, "high": high}) == expected
