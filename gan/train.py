@@ -257,6 +257,7 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
     """Write config.json on the first start; refuse to resume with different training settings."""
     path = run_dir / "config.json"
     now = json.loads(json.dumps(asdict(config)))
+    now["data_paths"] = [Path(p).name for p in now["data_paths"]]  # file names: a run resumes from any checkout
     if path.is_file():
         before = json.loads(path.read_text())
         names = {k: [Path(p).name for p in v["data_paths"]] for k, v in (("before", before), ("now", now))}
