@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -293,10 +292,10 @@ def replace_block(text: str, klass: str, threads: int, block: str) -> str:
 
 def write_floors(path: Path, text: str) -> None:
     """Check ``text`` parses as a floors file, then write it atomically."""
+    from gan.outputs import write_text_atomic
+
     parse(text, str(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _describe(table: FloorTable, threads: int, cpu_flags, version_of) -> str:

@@ -8,9 +8,6 @@ with --benchmark-compare also last_run ({speedup, showers_per_s} of the compared
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 
@@ -84,13 +81,6 @@ def best_int8(rows: list[dict], batch: int) -> dict | None:
 
 def write_json(path, payload: dict) -> Path:
     """Write ``payload`` to ``path`` atomically (a temporary file renamed on success)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(payload, out, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    from gan.outputs import write_json_atomic
+
+    return write_json_atomic(path, payload, sort_keys=True)

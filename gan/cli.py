@@ -102,7 +102,7 @@ def cmd_generate(args) -> None:
     import numpy as np
 
     from gan import data, metrics, physics
-    from gan.outputs import check_new_file, clean_stale, temp_name
+    from gan.outputs import atomic_path, check_new_file, clean_stale
     from gan.plots import plot_comparison
     from gan.pretrained import DEFAULT_REFERENCE, extrapolation_warning, load_generator
 
@@ -134,12 +134,8 @@ def cmd_generate(args) -> None:
               f"(moments {acc['moment_error']:.3f}, profiles {acc['profile_error']:.3f})")
     except ValueError as exc:  # no energy bin holds both samples
         print(f"\naccuracy metric vs Geant4: not computed ({exc})")
-    tmp = temp_name(figure_file)
-    try:
+    with atomic_path(figure_file) as tmp:
         plot_comparison(ref, showers, tmp, label=str(args.model), edges=edges)
-        os.replace(tmp, figure_file)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"figure -> {figure_file}")
 
 

@@ -8,11 +8,11 @@ target is met. ``python -m gan export-default RUN_DIR`` copies a run's best EMA 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from gan import agreement, data
+from gan.outputs import atomic_path, write_text_atomic
 from gan.pretrained import DEFAULT_WEIGHTS
 from gan.weights import WeightFileError
 
@@ -55,10 +55,6 @@ def card_with_table(card_text: str, table_text: str, source: str) -> str:
     return head + block + tail
 
 
-def _temp(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
 def export_default(run_dir: Path, g4_file, holdout: int, seed: int = 1) -> None:
     """Best EMA generator of ``run_dir`` -> gan/default/generator.h5; model card table and figure regenerated."""
     from gan.model import build_generator
@@ -76,16 +72,10 @@ def export_default(run_dir: Path, g4_file, holdout: int, seed: int = 1) -> None:
     card = card_with_table(CARD.read_text(), evaluation["text"],
                            f"Measured {when} by `python -m gan export-default {run_dir}` (EMA weights of "
                            f"iteration {meta.get('iteration')}, epoch {meta.get('epoch')}):")
-    figure_tmp = _temp(FIGURE)
-    try:
+    with atomic_path(FIGURE) as figure_tmp:
         plot_comparison(evaluation["reference"], evaluation["candidate"], figure_tmp, label="default")
         save_weights(generator, DEFAULT_WEIGHTS, meta | {"exported_from": str(source)})
-        os.replace(figure_tmp, FIGURE)
-    finally:
-        figure_tmp.unlink(missing_ok=True)
-    card_tmp = _temp(CARD)
-    card_tmp.write_text(card)
-    os.replace(card_tmp, CARD)
+    write_text_atomic(CARD, card)
     print(evaluation["text"])
     print(f"\n{source} -> {DEFAULT_WEIGHTS}; table -> {CARD}; figure -> {FIGURE}\n"
           "next: update the card's training text (data, epochs, wall time) and re-run `pytest validation` (its "

@@ -11,6 +11,7 @@ existing file only when the user asked for it (:func:`check_new_file`). Problems
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -42,6 +43,43 @@ def temp_dir(target) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(target)}{os.getpid()}-", suffix=".tmp", dir=target.parent))
+
+
+@contextlib.contextmanager
+def atomic_path(target, mode: int | None = None):
+    """Yield a temporary path beside ``target`` to write; on success it is renamed onto ``target``, on any error
+    (or SIGKILL: :func:`clean_stale`) it is removed and ``target`` stays as it was. ``mode``: chmod before the rename
+    (default: a new file's permissions under the umask).
+
+    The one temporary-and-rename writer of the project; text and JSON through :func:`write_text_atomic` and
+    :func:`write_json_atomic`, files written by libraries (HDF5, PNG, npz) by writing to the yielded path.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target)
+    tmp = temp_name(target)
+    try:
+        yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through :func:`atomic_path` (never half-written); returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json_atomic(path, data, **dump_options) -> Path:
+    """Write ``data`` as JSON (``json.dumps`` options, default ``indent=1``) plus a newline, atomically."""
+    return write_text_atomic(path, json.dumps(data, **({"indent": 1} | dump_options)) + "\n")
 
 
 def _alive(pid: int) -> bool:

@@ -9,13 +9,12 @@ models built by :mod:`gan.model` on Keras 3 or tf.keras 2.15.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from gan.outputs import clean_stale, temp_name
+from gan.outputs import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -116,34 +115,19 @@ def load_weights(model, path) -> dict:
     return metadata
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_weights(model, path, metadata: dict | None = None) -> Path:
     """Write ``model``'s weights in the project format, atomically (no partial file on failure)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
-    tmp = temp_name(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["calogan_format"] = FORMAT_VERSION
-            f.attrs["layer_names"] = [model.name.encode()]
-            f.attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True)
-            group = f.create_group(model.name)
-            names = []
-            for layer in model.layers:
-                for var in layer.weights:
-                    wname = f"{layer.name}/{_role(var)}:0"
-                    group.create_dataset(wname, data=np.asarray(var.numpy(), dtype=np.float32))
-                    names.append(wname.encode())
-            group.attrs["weight_names"] = names
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["calogan_format"] = FORMAT_VERSION
+        f.attrs["layer_names"] = [model.name.encode()]
+        f.attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True)
+        group = f.create_group(model.name)
+        names = []
+        for layer in model.layers:
+            for var in layer.weights:
+                wname = f"{layer.name}/{_role(var)}:0"
+                group.create_dataset(wname, data=np.asarray(var.numpy(), dtype=np.float32))
+                names.append(wname.encode())
+        group.attrs["weight_names"] = names
     return path

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from gan.outputs import write_json_atomic
 from quant.base import OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
 from quant.objective import model_tolerances
 from quant.registry import VariantSpec, register
@@ -292,7 +293,7 @@ def select(generator, calibration, *, settings: SweepSettings = SweepSettings(),
     choice.tuning_seconds = sum(s.seconds for s in sweeps.values()) + time.perf_counter() - start
     choice.explanation += [_provenance(p, s) for p, s in sweeps.items()] + runtime_notes(runtime)
     if use_cache:
-        sensitivity.write_json_atomic(path, {"key": key, "choice": choice.to_dict()})
+        write_json_atomic(path, {"key": key, "choice": choice.to_dict()})
         choice.cache_path = str(path)
     return choice
 

@@ -31,8 +31,6 @@ import hashlib
 import importlib.util
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from gan.outputs import write_json_atomic
 from quant.activations import COMPUTE, WEIGHTED, ActivationStats
 from quant.base import VariantError, VariantUnavailable
 from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, array_sha256, model_tolerances, weights_sha256
@@ -306,21 +305,6 @@ def key_digest(key: Mapping) -> str:
 
 def cache_file(cache_dir, key: Mapping) -> Path:
     return Path(cache_dir) / f"{key['runtime']}-{key['precision']}-{key_digest(key)[:16]}.json"
-
-
-def write_json_atomic(path: Path, data) -> Path:
-    """Write JSON through a temporary file renamed into place: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)  # insertion order: layers stay in model order
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def read_cached(path: Path, key: Mapping, log=print) -> Sweep | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from quant.sensitivity import REVERSE, SOLO, Sweep, write_json_atomic
+from gan.outputs import write_json_atomic, write_text_atomic
+from quant.sensitivity import REVERSE, SOLO, Sweep
 
 
 def _pct(values) -> str:
@@ -64,17 +63,14 @@ def plot(sweep: Sweep, path) -> Path:
     bars.set_xlabel(f"speed-up vs {sweep.runtime} FP32")
     bars.set_title("speed-up (rough)")
     fig.tight_layout()
+    from gan.outputs import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -100,13 +96,5 @@ def write_report(sweep: Sweep, directory, stem: str, sections=()) -> list[Path]:
     """``stem``.md (table), ``stem``.json (the sweep) and ``stem``.png (the figure) in ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    md = directory / f"{stem}.md"
-    fd, tmp = tempfile.mkstemp(prefix=f".{md.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(format_report(sweep, sections))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, md)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    md = write_text_atomic(directory / f"{stem}.md", format_report(sweep, sections))
     return [md, write_json_atomic(directory / f"{stem}.json", sweep.to_dict()), plot(sweep, directory / f"{stem}.png")]

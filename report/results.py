@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -60,17 +58,9 @@ def number(value) -> float | None:
 
 def write(results: dict, path) -> Path:
     """Write ``results`` as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    text = json.dumps(to_jsonable(results), indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    from gan.outputs import write_json_atomic
+
+    return write_json_atomic(path, to_jsonable(results), allow_nan=False)
 
 
 def read(path) -> dict:
