@@ -36,7 +36,8 @@ class Speedup:
         return asdict(self)
 
 
-def _seconds(call: Callable[[], object]) -> float:
+def seconds(call: Callable[[], object]) -> float:
+    """Wall seconds of one ``call()``: the project's one stopwatch."""
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
@@ -84,11 +85,11 @@ def paired_times(reference: Callable[[], object], variant: Callable[[], object],
     ref_s, var_s = [], []
     for i in range(pairs):
         if i % 2:
-            var_s.append(_seconds(variant))
-            ref_s.append(_seconds(reference))
+            var_s.append(seconds(variant))
+            ref_s.append(seconds(reference))
         else:
-            ref_s.append(_seconds(reference))
-            var_s.append(_seconds(variant))
+            ref_s.append(seconds(reference))
+            var_s.append(seconds(variant))
     return ref_s, var_s
 
 
@@ -96,6 +97,17 @@ def paired_speedup(reference: Callable[[], object], variant: Callable[[], object
                    warmup: int = 1, seed: int = 0) -> Speedup:
     """Speed-up of ``variant`` over ``reference`` (two no-argument calls doing the same work)."""
     return speedup_from_times(*paired_times(reference, variant, pairs, warmup), seed=seed)
+
+
+def warmed_speedup(reference: Callable[[], object], variant: Callable[[], object],
+                   pairs: int | Callable[[float], int], seed: int = 0) -> Speedup:
+    """:func:`paired_speedup` after one warm-up call of each (first calls trace and allocate); ``pairs`` is a number
+    or a function of the seconds one timed (reference, variant) pair takes, so slow variants get fewer pairs.
+    The warm-up and timing policy of the report, the benchmarks and the study runner."""
+    reference(), variant()
+    if callable(pairs):
+        pairs = pairs(seconds(reference) + seconds(variant))
+    return paired_speedup(reference, variant, pairs=pairs, warmup=0, seed=seed)
 
 
 def showers_per_second(seconds_per_call: float, batch_size: int) -> float:

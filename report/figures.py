@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gan import physics
+from study.results import FP32, GEANT4, Sample  # noqa: F401 - Sample re-exported (the figures draw them)
 
-GEANT4, FP32 = "Geant4", "FP32"
 PAPER_INC_SPEEDUP = 1.73  # Rehm et al., ICPRAM 2021: INT8 (Intel LPOT/iLoT, now INC) over FP32
 FOLDED_BASELINE = "folded"  # the exact rewrite: second baseline of the trade-off figure
 RATIO_MAX_DEVIATION = 0.5  # ratio panels show at most 1 +- this; curves beyond it are named "off scale"
@@ -29,13 +28,6 @@ LINESTYLES = ("--", "-.", ":", (0, (5, 1, 1, 1)))  # variants: dashed, so the so
 FP32_WIDTH, VARIANT_WIDTH = 2.6, 1.5
 RATIO_MIN_SHARE = 1e-3  # ratio panels skip profile slices holding less than this share of FP32's peak
 SPECTRUM_MIN_SHARE = 1e-2  # and cell-spectrum bins (counting noise: a few cells per bin)
-
-
-@dataclass(frozen=True)
-class Sample:
-    label: str  # "Geant4", "FP32" or the variant name
-    ecal: np.ndarray  # (N, 25, 25, 25) GeV
-    energy: np.ndarray  # (N,) GeV
 
 
 def colour_map(labels) -> dict[str, tuple[str, str]]:

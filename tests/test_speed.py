@@ -36,14 +36,14 @@ def test_ratio_is_within_pairs_not_of_medians():
 
 
 def _fake_clock(monkeypatch, seconds: dict):
-    """Calls return their name; _seconds looks up a fixed duration per name and records the call order."""
+    """Calls return their name; seconds looks up a fixed duration per name and records the call order."""
     order = []
 
     def fake_seconds(call):
         name = call()
         order.append(name)
         return seconds[name]
-    monkeypatch.setattr(speed, "_seconds", fake_seconds)
+    monkeypatch.setattr(speed, "seconds", fake_seconds)
     return order
 
 
@@ -63,6 +63,17 @@ def test_pairs_interleave_and_alternate_which_goes_first(monkeypatch):
     assert order == ["ref", "var", "var", "ref", "ref", "var", "var", "ref"]
     assert len(ref_s) == len(var_s) == 4
     assert warmups[:4] == ["r", "v", "r", "v"]  # the warm-up calls, untimed, come first
+
+
+def test_warmed_speedup_warms_up_once_and_sizes_the_run_from_one_timed_pair(monkeypatch):
+    order = _fake_clock(monkeypatch, {"ref": 0.3, "var": 0.1})
+    calls = []
+    sized = []
+    s = speed.warmed_speedup(lambda: calls.append("r") or "ref", lambda: calls.append("v") or "var",
+                             pairs=lambda pair_s: sized.append(pair_s) or 3)
+    assert calls[:2] == ["r", "v"] and order[:2] == ["ref", "var"]  # untimed warm-up, then the sizing pair
+    assert sized == [pytest.approx(0.4)] and s.pairs == 3 and s.median == pytest.approx(3.0)
+    assert len(order) == 2 + 2 * 3
 
 
 @pytest.mark.parametrize("reference_s, variant_s, match", [
