@@ -311,3 +311,38 @@ def _render(table):
     lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in table]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Geant4's cost per energy bin (the speed-up over Geant4 of the report and the benchmarks)
+
+
+def geant4_cpu_per_bin(energy, cpu_s, edges) -> list[dict]:
+    """Median Geant4 CPU seconds per event in every energy bin of ``edges`` (GeV).
+
+    The one binning rule of the project (:func:`energy_bin_index`): bins are [low, high), the last one includes its
+    high edge, events outside are left out. Every bin gets a row (``e_low``, ``e_high``, ``events``, ``median_s``);
+    an empty bin has ``median_s`` None.
+    """
+    energy = np.asarray(energy, dtype=np.float64)
+    cpu_s = np.asarray(cpu_s, dtype=np.float64)
+    if energy.shape != cpu_s.shape or energy.ndim != 1:
+        raise ValueError(f"energy {energy.shape} and Geant4 CPU seconds {cpu_s.shape} differ in shape")
+    edges = _check_edges(edges)
+    idx = energy_bin_index(energy, edges)
+    rows = []
+    for b in range(len(edges) - 1):
+        selected = cpu_s[idx == b]
+        rows.append({"e_low": float(edges[b]), "e_high": float(edges[b + 1]), "events": int(selected.size),
+                     "median_s": float(np.median(selected)) if selected.size else None})
+    return rows
+
+
+def speedup_over_geant4(per_bin: list[dict], seconds_per_shower: float, threads: int) -> list[dict]:
+    """Each row of :func:`geant4_cpu_per_bin` with the GAN's core-seconds per shower (wall seconds per shower x
+    ``threads``: at most that many cores) and the speed-up per core, median Geant4 s/event over it (None: empty bin)."""
+    if not seconds_per_shower > 0 or threads < 1:
+        raise ValueError(f"need seconds per shower > 0 and threads >= 1, got {seconds_per_shower}, {threads}")
+    core_s = seconds_per_shower * threads
+    return [{**row, "gan_core_s_per_shower": core_s,
+             "speedup": None if row["median_s"] is None else row["median_s"] / core_s} for row in per_bin]
