@@ -8,7 +8,6 @@ call overhead and whatever the graph fuses. OpenVINO variants: the CPU plugin's 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,13 +23,11 @@ class OpTime:
 
 
 def _median_seconds(call, repeats: int) -> float:
+    """Median wall seconds of ``repeats`` calls after one warm-up call (quant.speed.seconds)."""
+    from quant.speed import seconds
+
     call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median([seconds(call) for _ in range(repeats)]))
 
 
 def keras_profile(model, x: np.ndarray, repeats: int = 5) -> list[OpTime]:
