@@ -25,6 +25,7 @@ import pytest
 
 from benchmarks import floors, geant4, machine, summary
 from benchmarks import settings as bench_settings
+from gan.machine import package_version, requested_threads
 
 SHARED_MODEL = "cern2017"  # weights from ../shared (or a cached download): skipped without them
 DEFAULT_JSON = ".benchmarks/speedups.json"
@@ -84,7 +85,7 @@ def _state(config) -> BenchState:
 def _new_state(config) -> BenchState:
     try:
         settings = bench_settings.load()
-        threads = machine.requested_threads(config.getoption("threads"))
+        threads = requested_threads(config.getoption("threads"))
         table = floors.load(config.getoption("floors"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -198,9 +199,9 @@ def _selection(config, state: BenchState) -> list[tuple[str, str, int]]:
 
 
 def _here(state: BenchState) -> tuple:
-    from quant.cpu import cpu_flags
+    from gan.machine import cpu_flags
 
-    return state.threads, cpu_flags(), machine.package_versions().get
+    return state.threads, cpu_flags(), package_version
 
 
 def no_floor_message(threads: int, flags, floors_file: str = floors.FLOORS_FILE.name) -> str:
@@ -332,10 +333,11 @@ def model_ready(model, request) -> str:
 
 @pytest.fixture(scope="session")
 def known_physics_failures():
-    """(model, variant) -> 'known failure' where validation/known_failures.toml registers a paired failure here."""
-    from validation import known_failures
+    """(model, variant) -> 'known failure' where verdict/known_failures.toml registers a paired failure here."""
+    from gan.machine import Here
+    from verdict import known_failures
 
-    failures, stack = known_failures.load(), known_failures.Stack.here()
+    failures, stack = known_failures.load(), Here.now()
     return lambda model, variant: ("known failure" if known_failures.find(failures, model, variant, "paired", stack)
                                    else "")
 
@@ -347,7 +349,7 @@ def _rows_in_order(state: BenchState) -> list[dict]:
 
 
 def _best_int8_lines(state: BenchState) -> list[str]:
-    from quant.cpu import cpu_flags
+    from gan.machine import cpu_flags
 
     lines = []
     for batch in sorted({r["batch"] for r in state.rows}):
@@ -355,7 +357,7 @@ def _best_int8_lines(state: BenchState) -> list[str]:
         if target is None:
             continue
         best = summary.best_int8(state.rows, batch)
-        why = target.scope.mismatch(state.threads, cpu_flags(), machine.package_versions().get)
+        why = target.scope.mismatch(state.threads, cpu_flags(), package_version)
         aim = f"aim >= {target.speedup:g}x ({target.source}): " + (
             f"not applicable here ({why})" if why else "no int8 variant measured" if best is None
             else "met" if best["speedup"]["median"] >= target.speedup else "not met")
@@ -419,7 +421,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for line in [*batch_notes, f"threads: {threads}",
                  f"vs Geant4/core: median Geant4 CPU s/event per energy bin ({state.geant4_source}) over the "
                  f"variant's s/shower x {state.threads} threads; range over bins (per bin in the JSON)",
-                 "physics: 'known failure' = registered in validation/known_failures.toml for this stack; "
+                 "physics: 'known failure' = registered in verdict/known_failures.toml for this stack; "
                  "`pytest validation` gives the verdicts (CI runs it)",
                  "floor: gated with --gate (fails when the interval's upper end is below the floor); "
                  "absolute times are trend data only", *state.notes,

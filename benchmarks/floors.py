@@ -1,12 +1,12 @@
 """Speed-up floors (the CI gate) and targets, from ``benchmarks/speedup_floors.toml``; proposes new floors.
 
-A floor applies to one (model, variant, batch) on one CPU class (:data:`CPU_CLASSES`: AMX, AVX-512 with bf16,
-AVX-512, AVX2) and thread count, with the CPU flags and package versions it lists; ``cpu_class = "any"`` and
-``threads = "any"`` make a conservative floor that applies everywhere (e.g. an exact rewrite must not be slower than
-FP32 by more than the noise margin). Where several apply, the most specific one gates. Every floor says which CPU
-it came from (``cpu``). The gate fails a test when the *upper* end of the speed-up's 95 % bootstrap interval is
-below the floor: only a run that shows the ratio is below the floor fails (the floor's noise margin covers
-machine-to-machine drift, the interval this run's own noise).
+A floor applies to one (model, variant, batch) on one CPU class (``gan.machine.CPU_CLASSES``: AMX, AVX-512 with
+bf16, AVX-512, AVX2) and thread count, with the CPU flags and package versions it lists (``gan.machine.Scope``: the
+rule known physics failures use too); ``cpu_class = "any"`` and ``threads = "any"`` make a conservative floor that
+applies everywhere (e.g. an exact rewrite must not be slower than FP32 by more than the noise margin). Where several
+apply, the most specific one gates. Every floor says which CPU it came from (``cpu``). The gate fails a test when
+the *upper* end of the speed-up's 95 % bootstrap interval is below the floor: only a run that shows the ratio is
+below the floor fails (the floor's noise margin covers machine-to-machine drift, the interval this run's own noise).
 
     python -m benchmarks.floors                       # the floors and targets, and whether each applies here
     python -m benchmarks.floors --measure             # measure here (~3 min on 2 cores), print proposed floors
@@ -24,12 +24,14 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
+
+from gan.machine import CPU_CLASSES, NO_CLASS, Scope, cpu_class
 
 FLOORS_FILE = Path(__file__).with_name("speedup_floors.toml")
 DEFAULT_MARGIN = 0.3
@@ -43,50 +45,6 @@ _FLOOR_FIELDS = {"model", "variant", "batch", "threads", "floor", "measured", "c
                  "cpu"}
 _TARGET_FIELDS = {"variant", "batch", "threads", "speedup", "source", "cpu_flags", "packages"}
 ANY = "any"
-# CPU classes by the instruction sets that decide which int8/bf16 kernels run; the first whose flags are all
-# present is the machine's class
-CPU_CLASSES = {
-    "amx": ("amx_tile", "amx_int8", "amx_bf16"),  # Xeon Sapphire Rapids and later
-    "avx512-bf16": ("avx512f", "avx512_bf16"),  # e.g. AMD Zen 4/5, Cooper Lake: native bf16 dot products, no AMX
-    "avx512": ("avx512f",),  # Skylake-SP to Ice Lake
-    "avx2": ("avx2",),
-}
-NO_CLASS = "other"
-
-
-def cpu_class(cpu_flags) -> str:
-    """The CPU class of a machine with ``cpu_flags`` (:data:`CPU_CLASSES`), or 'other'."""
-    flags = set(cpu_flags)
-    return next((name for name, needed in CPU_CLASSES.items() if set(needed) <= flags), NO_CLASS)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a number holds: threads and CPU class (None: any), CPU flags (all required), package specifiers."""
-
-    threads: int | None
-    cpu_flags: tuple[str, ...] = ()
-    packages: dict[str, str] = field(default_factory=dict)
-    cpu_class: str | None = None
-
-    def specificity(self) -> int:
-        return (self.cpu_class is not None) + (self.threads is not None)
-
-    def mismatch(self, threads: int, cpu_flags, version_of) -> str | None:
-        """Why this scope does not hold here (None: it does). ``version_of(import_name)`` -> version or None."""
-        if self.threads is not None and threads != self.threads:
-            return f"measured with {self.threads} threads, here {threads}"
-        here = cpu_class(cpu_flags)
-        if self.cpu_class is not None and here != self.cpu_class:
-            return f"for {self.cpu_class} CPUs, this one is {here}"
-        missing = sorted(set(self.cpu_flags) - set(cpu_flags))
-        if missing:
-            return f"needs CPU flag {', '.join(missing)}"
-        for package, spec in self.packages.items():
-            installed = version_of(package)
-            if installed is None or not SpecifierSet(spec).contains(Version(installed), prereleases=True):
-                return f"measured with {package}{spec}, here {installed or 'not installed'}"
-        return None
 
 
 @dataclass(frozen=True)
@@ -339,12 +297,11 @@ def main(argv=None) -> int:
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments for --measure (after --)")
     args = parser.parse_args(argv)
 
-    from benchmarks import machine
-    from quant.cpu import cpu_flags
+    from gan.machine import cpu_flags, package_version, requested_threads
 
     table = load()
     if not (args.measure or args.from_json):
-        print(_describe(table, machine.requested_threads(), cpu_flags(), machine.package_versions().get))
+        print(_describe(table, requested_threads(), cpu_flags(), package_version))
         return 0
     try:
         payload = _measure(args.pytest_args) if args.measure else json.loads(args.from_json.read_text())

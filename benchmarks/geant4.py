@@ -48,9 +48,9 @@ def read_timing(path) -> Geant4Timing:
 def default_files() -> list[Path]:
     """The shared Geant4 files with timing when ../shared is here, else the embedded reference sample (a subset
     of the shared file, so never both)."""
-    from gan.pretrained import DEFAULT_REFERENCE, SHARED_DIR
+    from gan.pretrained import DEFAULT_REFERENCE, shared_dir
 
-    shared = sorted((SHARED_DIR / "data").glob("*.h5"))
+    shared = sorted((shared_dir() / "data").glob("*.h5"))
     return shared or [DEFAULT_REFERENCE]
 
 

@@ -38,7 +38,7 @@ def _timed_rounds(benchmark, run_variant, call_s: float, timing) -> tuple[float,
 
 def test_speedup(model_ready, variant, batch_size, bench_state, builds, benchmark, geant4_bins,
                  known_physics_failures, request):
-    from quant.cpu import cpu_flags
+    from gan.machine import cpu_flags
 
     model, state = model_ready, bench_state
     built, build_s = builds.variant(model, variant)

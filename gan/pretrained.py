@@ -1,7 +1,7 @@
 """Named generators: the embedded default and CERN's 2017 weights (pinned download, never committed).
 
 ``load_generator("default")`` needs nothing outside the package. ``"cern2017"`` is looked up, in order, at
-``$CALOGAN_CERN_WEIGHTS``, ``../shared/models/cern-3dgan-2017/`` beside the checkout, and the download cache
+``$CALOGAN_CERN_WEIGHTS``, ``models/cern-3dgan-2017/`` in the shared folder (:func:`shared_dir`), and the download cache
 (``$CALOGAN_CACHE`` or ``~/.cache/calogan``); :func:`fetch_cern_weights` downloads it there, checking sha256.
 Any other name is taken as a path to a weight file.
 """
@@ -14,13 +14,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from gan.outputs import clean_stale, temp_name
+from gan.outputs import atomic_path
 from gan.weights import WeightFileError, load_weights
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = PACKAGE_DIR / "default" / "generator.h5"
 DEFAULT_REFERENCE = PACKAGE_DIR / "default" / "g4_reference.h5"
-SHARED_DIR = PACKAGE_DIR.parent.parent / "shared"
+SHARED_ENV_VAR = "CALOGAN_SHARED"
 
 CERN_FILE = "params_generator_epoch_049.hdf5"
 CERN_URL = ("https://raw.githubusercontent.com/svalleco/3Dgan/ea8fb87eb4f6e05037ab2420d587ed5cb6e7d63c/"
@@ -46,6 +46,24 @@ def extrapolation_warning(model: str, low_gev: float, high_gev: float, what: str
             f"'{model}' {known}: extrapolated, expect unphysical showers there")
 
 
+def shared_dir(start: Path | None = None) -> Path:
+    """The shared folder (CERN weights, the full Geant4 data): ``$CALOGAN_SHARED``, else ``shared`` beside the
+    repository that holds the current directory (or ``start``), else ``../shared`` from it. Never found from this
+    file's position: an installed package has no checkout around it. It may not exist (callers skip or say so)."""
+    env = os.environ.get(SHARED_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    here = Path.cwd() if start is None else Path(start)
+    here = here.resolve()
+    root = next((d for d in (here, *here.parents) if (d / "pyproject.toml").is_file() or (d / ".git").exists()), here)
+    return root.parent / "shared"
+
+
+def shared_data_file(name: str = "g4_electrons_10-250GeV.h5") -> Path:
+    """A Geant4 file of the shared data set (it may not exist)."""
+    return shared_dir() / "data" / name
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CALOGAN_CACHE", Path.home() / ".cache" / "calogan"))
 
@@ -61,7 +79,7 @@ def sha256sum(path) -> str:
 def _cern_candidates() -> list[Path]:
     env = os.environ.get("CALOGAN_CERN_WEIGHTS")
     found = [Path(env)] if env else []
-    return found + [SHARED_DIR / "models" / "cern-3dgan-2017" / CERN_FILE, cache_dir() / CERN_FILE]
+    return found + [shared_dir() / "models" / "cern-3dgan-2017" / CERN_FILE, cache_dir() / CERN_FILE]
 
 
 def find_cern_weights() -> Path | None:
@@ -97,20 +115,15 @@ def fetch_cern_weights(timeout_s: float = 30.0) -> Path:
     found = find_cern_weights()
     if found:
         return found
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(target)
-    tmp = temp_name(target)
     try:
-        _download(CERN_URL, tmp, timeout_s, CERN_MAX_BYTES)
-        if sha256sum(tmp) != CERN_SHA256:
-            raise WeightFileError(f"{CERN_URL}: downloaded file's sha256 differs from the pinned {CERN_SHA256}")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            _download(CERN_URL, tmp, timeout_s, CERN_MAX_BYTES)
+            if sha256sum(tmp) != CERN_SHA256:
+                raise WeightFileError(f"{CERN_URL}: downloaded file's sha256 differs from the pinned {CERN_SHA256}")
     except (urllib.error.URLError, OSError) as exc:
         raise WeightFileError(
             f"CERN weights not found and the download failed ({exc}). Without internet, copy {CERN_FILE} "
             f"(sha256 {CERN_SHA256}) to {target} or set CALOGAN_CERN_WEIGHTS to its path.") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return target
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gan.pretrained import SHARED_DIR
+from gan.pretrained import shared_data_file
 
-G4_FILES = (SHARED_DIR / "data" / "g4_electrons_10-250GeV.h5", SHARED_DIR / "data" / "g4_electrons_10-250GeV_part2.h5")
+G4_FILES = (shared_data_file("g4_electrons_10-250GeV.h5"), shared_data_file("g4_electrons_10-250GeV_part2.h5"))
 HOLDOUT_EVENTS = 1120  # the first file's last events: the project's held-out Geant4 sample
 
 

@@ -2,7 +2,7 @@
 
 A candidate generator is scored on seeded inputs against the FP32 generator's own showers for the same inputs:
 every paired observable of :func:`gan.paired.paired_shifts` per energy bin, divided by its physics requirement
-from ``validation/requirements.toml`` (the strictest over the model's energy bins, as the objective bins its own
+from ``verdict/requirements.toml`` (the strictest over the model's energy bins, as the objective bins its own
 energy range). The worst of these ratios says how far the candidate is from failing validation (<= 1: it would
 pass, up to the suite's statistics). ``score = 1 / (1 + worst ratio)`` is the higher-is-better form tuners want: 1 for FP32
 itself, :data:`ACCEPT_SCORE` (0.5) exactly at the tolerance, so "tolerable loss 0.5, absolute" means "inside the
@@ -40,14 +40,14 @@ DEFAULT_SEED = 4242
 
 
 def _requirements(model: str) -> dict[str, float]:
-    from validation import requirements
+    from verdict import requirements
 
     return {k: v for k, v in requirements.load(model).strictest().items() if k not in EXCLUDED}
 
 
 def strictest_tolerances(models=None) -> dict[str, float]:
     """Observable -> smallest paired requirement over the energy bins of ``models`` (default: every model)."""
-    from validation import requirements
+    from verdict import requirements
 
     models = sorted(requirements.load_table().get("requirement", {})) if models is None else models
     if not models:

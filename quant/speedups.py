@@ -88,7 +88,7 @@ HEADER = ("| model | variant | batch | speed-up over fp32 | speed-up over folded
 
 
 def cmd_speedups(args) -> None:
-    from quant.cpu import cpu_model
+    from gan.machine import cpu_model
 
     for name in args.variants:
         registry.get(name).check()

@@ -296,9 +296,9 @@ def build_blocks(results: dict, figures: dict[str, list[tuple[str, str]]], sensi
                        "`--variants`, or `--variants all`)."))
     b.append(("p", "Faster: the 95% interval of the speed-up over FP32 lies above 1 (at the largest batch size); "
                    "slower: below 1. Keeps the physics: every paired shift against its own FP32 model within the "
-                   "physics requirement table (validation/requirements.toml) and, for the default model, not "
-                   "farther from Geant4 than FP32 beyond Geant4's own null (validation/geant4_null.toml). Known failures are registered in "
-                   "validation/known_failures.toml."))
+                   "physics requirement table (verdict/requirements.toml) and, for the default model, not "
+                   "farther from Geant4 than FP32 beyond Geant4's own null (verdict/geant4_null.toml). Known failures are registered in "
+                   "verdict/known_failures.toml."))
     if "tradeoff" in figures:
         b += _images(figures["tradeoff"])
     b += _machine_blocks(results)

@@ -259,16 +259,6 @@ def test_update_machine_info_drops_the_clock_and_adds_ours():
     assert info[machine.KEY]["threads_requested"] == 2 and "tensorflow" in info[machine.KEY]["packages"]
 
 
-def test_requested_threads():
-    assert machine.requested_threads(3, {"CALOGAN_THREADS": "1"}) == 3
-    assert machine.requested_threads(None, {"CALOGAN_THREADS": "1"}) == 1
-    assert machine.requested_threads(None, {}) >= 1
-    with pytest.raises(ValueError, match="CALOGAN_THREADS must be a whole number"):
-        machine.requested_threads(None, {"CALOGAN_THREADS": "two"})
-    with pytest.raises(ValueError, match="--threads must be >= 1"):
-        machine.requested_threads(0, {})
-
-
 # --- Geant4 per-bin speed-up ---------------------------------------------------------------------------------------
 
 def _timing(energy, cpu_s):
@@ -428,7 +418,7 @@ def _gate(tmp_path, floor_toml, *args):
 
 @pytest.mark.slow
 def test_gate_with_no_floor_for_this_cpu_fails_unless_allowed(tmp_path):
-    from quant.cpu import cpu_flags
+    from gan.machine import cpu_flags
 
     elsewhere = next(c for c in floors.CPU_CLASSES if c != floors.cpu_class(cpu_flags()))
     toml = CLASS_TOML[CLASS_TOML.index("[[floor]]", 10):].replace("avx512-bf16", elsewhere)

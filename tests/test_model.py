@@ -90,7 +90,7 @@ def test_cern_weights_load_and_give_showers(cern_weights):
 
 
 def test_cern_weights_missing_gives_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(pretrained, "SHARED_DIR", tmp_path / "none")
+    monkeypatch.setenv("CALOGAN_SHARED", str(tmp_path / "none"))
     monkeypatch.setenv("CALOGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("CALOGAN_CERN_WEIGHTS", raising=False)
     with pytest.raises(weights.WeightFileError, match="fetch-cern"):
@@ -98,7 +98,7 @@ def test_cern_weights_missing_gives_clear_error(monkeypatch, tmp_path):
 
 
 def test_fetch_offline_is_clear_and_leaves_nothing(monkeypatch, tmp_path):
-    monkeypatch.setattr(pretrained, "SHARED_DIR", tmp_path / "none")
+    monkeypatch.setenv("CALOGAN_SHARED", str(tmp_path / "none"))
     monkeypatch.setenv("CALOGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("CALOGAN_CERN_WEIGHTS", raising=False)
     monkeypatch.setattr(pretrained, "CERN_URL", "http://127.0.0.1:9/unreachable.hdf5")

@@ -59,7 +59,7 @@ def test_for_generator_is_seeded():
 
 
 def test_strictest_tolerances_take_the_minimum_over_models_and_bins():
-    from validation import requirements
+    from verdict import requirements
 
     both = strictest_tolerances()
     for model in ("default", "cern2017"):

@@ -22,7 +22,7 @@ def cern(tmp_path, monkeypatch):
 
     monkeypatch.delenv("CALOGAN_CERN_WEIGHTS", raising=False)
     monkeypatch.setenv("CALOGAN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pretrained, "SHARED_DIR", tmp_path / "no-shared")
+    monkeypatch.setenv("CALOGAN_SHARED", str(tmp_path / "no-shared"))
     monkeypatch.setattr(pretrained, "CERN_SHA256", hashlib.sha256(PAYLOAD).hexdigest())
     monkeypatch.setattr(pretrained.urllib.request, "urlopen", urlopen)
     return served
@@ -65,3 +65,17 @@ def test_extrapolation_warning(model, lo, hi, warned):
     assert (message is not None) == warned
     if model == "mine.h5":
         assert "assumed" in message
+
+
+def test_shared_folder_is_configured_not_found_from_the_source_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("CALOGAN_SHARED", raising=False)
+    repo = tmp_path / "checkout"
+    (repo / "sub" / "deeper").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("")
+    assert pretrained.shared_dir(repo / "sub" / "deeper") == tmp_path / "shared"  # beside the repository
+    assert pretrained.shared_dir(tmp_path / "elsewhere") == tmp_path / "shared"  # no repository: ../shared
+    monkeypatch.chdir(repo / "sub")
+    assert pretrained.shared_dir() == tmp_path / "shared"
+    monkeypatch.setenv("CALOGAN_SHARED", str(tmp_path / "mine"))
+    assert pretrained.shared_dir() == tmp_path / "mine"
+    assert pretrained.shared_data_file("x.h5") == tmp_path / "mine" / "data" / "x.h5"

@@ -194,7 +194,7 @@ def test_not_a_saved_variant(tmp_path):
 
 
 def test_bf16_needs_a_bf16_cpu(monkeypatch):
-    monkeypatch.setattr("quant.cpu.cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    monkeypatch.setattr("gan.machine.cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
     for name in ("bf16", "bf16-full"):
         assert "needs AMX-BF16 or AVX512-BF16" in registry.unavailable_reason(name)
         with pytest.raises(VariantUnavailable, match="needs AMX-BF16 or AVX512-BF16"):

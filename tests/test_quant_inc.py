@@ -60,7 +60,7 @@ def test_int8_bf16_needs_the_itex_environment():
 def test_int8_bf16_needs_bf16_instructions(monkeypatch):
     _require_inc()
     monkeypatch.setattr("quant.inc.itex_installed", lambda: True)
-    monkeypatch.setattr("quant.cpu.cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    monkeypatch.setattr("gan.machine.cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
     assert "needs bf16 instructions (CPU flag avx512_bf16 or amx_bf16)" in registry.unavailable_reason("inc-int8-bf16")
 
 

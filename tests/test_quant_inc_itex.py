@@ -108,7 +108,7 @@ def test_cern_weights_tuning_falls_back_and_mixes_keep_the_energy(cern_weights, 
     from gan import model, paired
     from gan.pretrained import load_generator
     from quant.speed import paired_speedup
-    from validation import requirements
+    from verdict import requirements
 
     generator = load_generator(str(cern_weights))
     calibration = make_calibration(64, seed=0, energy_range=(100, 500))

@@ -142,7 +142,7 @@ def test_save_load_keeps_hint_markers_and_outputs(ov, mixed, inputs, tmp_path):
 
 
 def test_bf16_needs_a_bf16_cpu(ov, generator, calibration, monkeypatch, tmp_path):
-    monkeypatch.setattr(quant.cpu, "cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    monkeypatch.setattr("gan.machine.cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
     with pytest.raises(VariantUnavailable, match="avx512_bf16 or amx_bf16") as error:
         ov.build_mixed(generator, calibration, {"conv3d_1": "int8"}, default="bf16")
     assert error.value.name == "openvino-mixed"

@@ -10,7 +10,7 @@ from synthetic import synthetic_showers
 from gan import physics
 from report import figures, render, results, study
 from report.figures import FP32, GEANT4, Sample
-from validation import requirements
+from verdict import requirements
 
 EDGES = np.array([10.0, 50.0, 100.0, 150.0, 200.0, 250.0])
 

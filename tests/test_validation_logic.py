@@ -7,14 +7,26 @@ import math
 import numpy as np
 import pytest
 
+from gan.machine import Here, Scope
 from gan.paired import PAIRED_OBSERVABLES
-from validation import geant4_null, known_failures, requirements
-from validation.checks import (FAIL, OK, UNRESOLVED, ToleranceExceeded, Unresolved, Verdict, check_geant4,
-                               check_paired, decide, paired_sequential, within)
-from validation.known_failures import KnownFailure, Stack
 from validation.samples import load_settings
+from verdict import geant4_null, known_failures, requirements
+from verdict.checks import (
+    FAIL,
+    OK,
+    UNRESOLVED,
+    ToleranceExceeded,
+    Unresolved,
+    Verdict,
+    check_geant4,
+    check_paired,
+    decide,
+    paired_sequential,
+    within,
+)
+from verdict.known_failures import KnownFailure
 
-HERE = Stack(frozenset({"avx512_vnni", "amx_bf16"}), {"tensorflow": "2.21.0", "openvino": "2026.4.1"})
+HERE = Here(frozenset({"avx512_vnni", "amx_bf16"}), {"tensorflow": "2.21.0", "openvino": "2026.4.1"})
 EDGES = (10.0, 50.0, 150.0)
 
 
@@ -176,8 +188,8 @@ def test_a_check_is_blind_when_fp32_plus_the_threshold_reaches_the_bound():
 # ------------------------------------------------------------------ known failures
 
 
-def failure(**scope):
-    return KnownFailure("bf16-full", "conv1 bug", **scope)
+def failure(packages=None, cpu_flags=(), **scope):
+    return KnownFailure("bf16-full", "conv1 bug", **scope, where=Scope(cpu_flags=cpu_flags, packages=packages or {}))
 
 
 @pytest.mark.parametrize("scope, model, check, expected", [
@@ -231,11 +243,6 @@ def test_parse_reads_scope_and_describes_it():
 def test_parse_rejects_typos_that_would_widen_or_hide_a_scope(text, message):
     with pytest.raises(ValueError, match=message):
         known_failures.parse(text)
-
-
-def test_package_version_finds_the_distribution_behind_an_import_name():
-    assert known_failures.package_version("numpy") == np.__version__
-    assert known_failures.package_version("no_such_package_xyz") is None
 
 
 # ------------------------------------------------------------------ verdicts and failure tables

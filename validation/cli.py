@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--model", required=True, help="the FP32 model the candidate derives from (settings.toml)")
     check.add_argument("--candidate", required=True, type=Path,
                        help="a saved variant folder (variant.json) or a weight file (CERN layout or ours)")
-    check.add_argument("--requirements", type=Path, help="your overrides of validation/requirements.toml")
+    check.add_argument("--requirements", type=Path, help="your overrides of verdict/requirements.toml")
     check.add_argument("--showers", type=_sizes, help="paired sequential stages (default: settings.toml)")
     check.add_argument("--full", action="store_true", help="--full sample sizes and Geant4 reference")
     check.add_argument("--convention", choices=CONVENTIONS, default="ours",
@@ -67,10 +67,10 @@ def load_candidate(path: Path, model: str):
 
 
 def _reference(settings):
-    from gan.pretrained import SHARED_DIR
+    from gan.pretrained import shared_data_file
     from validation.samples import read_reference
 
-    shared = SHARED_DIR / "data" / "g4_electrons_10-250GeV.h5"
+    shared = shared_data_file()
     return read_reference(settings, shared if shared.is_file() else None)
 
 
@@ -87,8 +87,8 @@ def _convention_table(fp32, candidate, energy, edges, convention: str) -> str:
 
 def run_check(args) -> int:
     from gan.pretrained import trained_energy_range
-    from validation import geant4_null, requirements
-    from validation.checks import FAIL, OK, check_geant4, geant4_distances, paired_sequential
+    from verdict import geant4_null, requirements
+    from verdict.checks import FAIL, OK, check_geant4, geant4_distances, paired_sequential
     from validation.samples import ShowerCache, inputs_at, load_settings, uniform_inputs
 
     settings = load_settings(full=args.full)

@@ -12,8 +12,9 @@ import functools
 
 import pytest
 
-from validation import geant4_null, known_failures, requirements
-from validation.checks import ToleranceExceeded, Unresolved, check_geant4, geant4_distances, paired_sequential
+from gan.machine import Here
+from verdict import geant4_null, known_failures, requirements
+from verdict.checks import ToleranceExceeded, Unresolved, check_geant4, geant4_distances, paired_sequential
 from validation.samples import REFERENCE_VARIANT, ShowerCache, inputs_at, load_settings, read_reference, uniform_inputs
 
 SHARED_MODEL = "cern2017"  # its weights come from ../shared (or a cached download): skipped without them
@@ -26,7 +27,7 @@ def pytest_addoption(parser):
                      help="validation: large samples (sizes in validation/settings.toml) and the shared Geant4 "
                           "held-out tail as reference")
     parser.addoption("--requirements", default=None, metavar="TOML",
-                     help="validation: your own paired requirements (overrides of validation/requirements.toml)")
+                     help="validation: your own paired requirements (overrides of verdict/requirements.toml)")
 
 
 def _variants() -> list[str]:
@@ -55,7 +56,7 @@ def pytest_generate_tests(metafunc):
         return
     settings = load_settings()
     models = settings.models if check == "paired" else settings.geant4_models
-    failures, stack = known_failures.load(), known_failures.Stack.here()
+    failures, stack = known_failures.load(), Here.now()
     sample = "full" if metafunc.config.getoption("full") else "default"
     metafunc.parametrize(("model", "variant"), [
         pytest.param(model, variant, id=f"{model}-{variant}",
@@ -70,7 +71,7 @@ def settings(request):
 
 @pytest.fixture(scope="session")
 def requirement_table(request):
-    """model -> validation.requirements.Requirements (with the user's --requirements overrides)."""
+    """model -> verdict.requirements.Requirements (with the user's --requirements overrides)."""
     user = request.config.getoption("requirements")
     return functools.cache(lambda model: requirements.load(model, user))
 

@@ -9,9 +9,9 @@ largest stage fails this test too), on both models; FP32 rebuilt and a 0.5% ener
 import numpy as np
 import pytest
 
-from validation import checks
 from validation.conftest import sequential_paired_verdict
 from validation.samples import REFERENCE_VARIANT
+from verdict import checks
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 

@@ -4,8 +4,8 @@ subsets stand in for the reference, for FP32 and for the variant (needs the shar
 import numpy as np
 import pytest
 
-from validation import geant4_events, geant4_null
-from validation.checks import check_geant4
+from verdict import geant4_events, geant4_null
+from verdict.checks import check_geant4
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 RESAMPLINGS = 40  # fresh draws at the default suite's 100 reference events (~10 s)

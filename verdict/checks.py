@@ -7,7 +7,7 @@ requirement, "FAIL" when it lies entirely beyond it, and "cannot tell" otherwise
 the shift from the requirement, so the suite needs more showers (see :func:`paired_sequential`), and never passes.
 
 Geant4-side (default model): the increase of each distance to held-out Geant4, variant minus FP32, against the
-threshold of validation/geant4_null.toml (a quantile of the same increase between disjoint Geant4 samples). Two
+threshold of verdict/geant4_null.toml (a quantile of the same increase between disjoint Geant4 samples). Two
 kinds of check are not judged, and are reported so, never as a pass: "blind", a bounded distance (separation
 power) so close to its maximum that no increase could exceed the threshold; "off-scale", FP32 itself so far from
 Geant4 (OFF_SCALE_FACTOR x Geant4's own distance) that the null does not calibrate the increase.
@@ -105,7 +105,7 @@ def _decided_row(name: str, e_low: float, e_high: float, entry: dict, requiremen
 
 
 def paired_rows(fp32_ecal, variant_ecal, energy, requirements, seed: int = 0) -> list[dict]:
-    """One decided row per energy bin and observable (``requirements``: validation.requirements.Requirements)."""
+    """One decided row per energy bin and observable (``requirements``: verdict.requirements.Requirements)."""
     rows = []
     for lo, hi, comps in paired.paired_components(fp32_ecal, variant_ecal, energy, requirements.edges,
                                                   resamples=paired.RESAMPLES, seed=seed):
@@ -176,13 +176,13 @@ def paired_sequential(generate_pair, sizes, requirements, title: str = "paired")
 
 def geant4_distances(ref_ecal, ref_energy, ecal, energy, edges, convention: str = "ours") -> dict[str, float]:
     """'distance.features' -> distance of a GAN sample from the Geant4 reference (lower is closer)."""
-    from validation.geant4_events import summarise
+    from verdict.geant4_events import summarise
 
     return summary_distances(summarise(ref_ecal, ref_energy), summarise(ecal, energy), edges, convention)
 
 
 def summary_distances(ref: dict, cand: dict, edges, convention: str = "ours") -> dict[str, float]:
-    """:func:`geant4_distances` from per-event summaries (validation.geant4_events.summarise)."""
+    """:func:`geant4_distances` from per-event summaries (verdict.geant4_events.summarise)."""
     accuracy = metrics.accuracy_metric_from_events(metrics.events_from_summary(ref), ref["energy"],
                                                    metrics.events_from_summary(cand), cand["energy"], edges,
                                                    convention=convention)
@@ -216,7 +216,7 @@ def check_geant4(fp32: dict, variant: dict, thresholds: dict, title: str = "vs G
     """Is the variant farther from Geant4 than its FP32 model by more than Geant4's own null allows?
 
     ``fp32`` and ``variant``: :func:`geant4_distances` of the two samples (same z, same energies, same reference);
-    ``thresholds``: 'distance.features' -> {"threshold", "bound", "g4_distance"} (validation.geant4_null.thresholds;
+    ``thresholds``: 'distance.features' -> {"threshold", "bound", "g4_distance"} (verdict.geant4_null.thresholds;
     bound: the distance's maximum, where it has one; g4_distance: Geant4's own median distance at that size).
     """
     missing = sorted(set(fp32) - set(thresholds))

@@ -11,8 +11,8 @@ that the whole suite's rate is at most alpha_suite (Bonferroni). A second, indep
 measures how often Geant4 standing in for FP32 and variant fails each check and any check: the rates written
 into the table's provenance. Nothing here depends on a generator.
 
-    python -m validation.geant4_null            # measure, print
-    python -m validation.geant4_null --write    # ... and rewrite validation/geant4_null.toml (review the diff)
+    python -m verdict.geant4_null            # measure, print
+    python -m verdict.geant4_null --write    # ... and rewrite verdict/geant4_null.toml (review the diff)
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def matched_triplet(energy: np.ndarray, n: int, rng) -> tuple[np.ndarray, np.nda
 
 def resample(events: dict, n: int, edges, rng, convention: str = "ours") -> tuple[dict, dict]:
     """One null draw: (distances of B to A, distances of C to A)."""
-    from validation.checks import summary_distances
-    from validation.geant4_events import take
+    from verdict.checks import summary_distances
+    from verdict.geant4_events import take
 
     a, b, c = matched_triplet(events["energy"], n, rng)
     ref = take(events, a)
@@ -129,7 +129,7 @@ def thresholds(table: dict, n: int) -> dict:
     if str(n) not in sizes:
         raise NullTableError(f"geant4_null.toml has no thresholds for {n} reference events (has: "
                              f"{', '.join(sizes)}); add {n} to [measure] sizes and run "
-                             f"`python -m validation.geant4_null --write`")
+                             f"`python -m verdict.geant4_null --write`")
     out = {}
     for distance, groups in sizes[str(n)]["thresholds"].items():
         for features, entry in groups.items():
@@ -148,7 +148,7 @@ def _value(x) -> str:
 
 def render(settings: dict, provenance: dict, results: dict) -> str:
     lines = ["# Geant4-vs-Geant4 null thresholds of the Geant4-side checks: written by",
-             "# `python -m validation.geant4_null --write` (method in validation/geant4_null.py). Do not edit by hand.",
+             "# `python -m verdict.geant4_null --write` (method in verdict/geant4_null.py). Do not edit by hand.",
              "", "[measure]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
     lines += ["", "[provenance]"] + [f"{k} = {_value(v) if not isinstance(v, list) else json.dumps(v)}"
                                      for k, v in provenance.items()]
@@ -168,13 +168,12 @@ def render(settings: dict, provenance: dict, results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validation.geant4_null",
+    parser = argparse.ArgumentParser(prog="python -m verdict.geant4_null",
                                      description="Geant4-vs-Geant4 null thresholds of the Geant4-side checks")
-    parser.add_argument("--write", action="store_true", help="rewrite validation/geant4_null.toml")
+    parser.add_argument("--write", action="store_true", help="rewrite verdict/geant4_null.toml")
     parser.add_argument("--resamplings", type=int, help="null draws per size (default: the table's)")
     args = parser.parse_args(argv)
-    from validation import geant4_events
-    from validation.samples import load_settings
+    from verdict import geant4_events, requirements
 
     settings = load(NULL_FILE)["measure"] if NULL_FILE.is_file() else {}
     settings = {"sizes": settings.get("sizes", [100, 500, 1120]), "resamplings": settings.get("resamplings", 60),
@@ -187,7 +186,7 @@ def main(argv=None) -> int:
         print(f"no shared Geant4 data in {geant4_events.shared_data_dir()}", file=sys.stderr)
         return 2
     events = geant4_events.load(files)
-    edges = load_settings().edges("default")
+    edges = np.array(requirements.load("default").edges)  # the default model's energy bins
     results = {}
     for n in settings["sizes"]:
         null = measure(events, n, settings["resamplings"], edges, settings["seed"] + n)
@@ -199,7 +198,7 @@ def main(argv=None) -> int:
                       "suite_rate_fit": false_alarms(null, thr)[1], "check_resamplings": settings["check_resamplings"]}
         print(f"n={n}: Geant4 vs Geant4 fails any check in {suite:.1%} of {settings['check_resamplings']} fresh "
               f"resamplings (per-check alpha {alpha_check:.2%})", flush=True)
-    provenance = {"command": "python -m validation.geant4_null --write", "date": date.today().isoformat(),
+    provenance = {"command": "python -m verdict.geant4_null --write", "date": date.today().isoformat(),
                   "files": [f.name for f in files], "events": int(len(events["energy"])),
                   "edges_gev": [float(e) for e in edges], "checks": len(null),
                   "alpha_check": settings["alpha_suite"] / len(null),

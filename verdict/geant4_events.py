@@ -1,6 +1,6 @@
 """Per-event quantities of every shared Geant4 event, computed once and cached (numpy .npz).
 
-The requirement table (validation/requirements.py) and the Geant4 null distributions (validation/geant4_null.py)
+The requirement table (verdict/requirements.py) and the Geant4 null distributions (verdict/geant4_null.py)
 need only per-event quantities, never the 31,600 x 25^3 cells at once: the paired observables' inputs
 (gan.paired.event_quantities), the high-level features of the distances (gan.features) and the bin-mean inputs
 of the accuracy metric (moments and profiles, already among the paired inputs).
@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from gan.outputs import atomic_path
+
 SHARED_FILES = ("g4_electrons_10-250GeV.h5", "g4_electrons_10-250GeV_part2.h5")
 
 
 def shared_data_dir() -> Path:
-    from gan.pretrained import SHARED_DIR
+    from gan.pretrained import shared_dir
 
-    return SHARED_DIR / "data"
+    return shared_dir() / "data"
 
 
 def shared_files() -> list[Path]:
@@ -72,10 +74,8 @@ def load(paths=None, cache=None, log=print) -> dict[str, np.ndarray]:
         else:
             log(f"summarising {path} (once; cached at {target})")
             part = _file_summary(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp.npz")
-            np.savez(tmp, **part)
-            tmp.replace(target)
+            with atomic_path(target) as tmp, open(tmp, "wb") as out:
+                np.savez(out, **part)
         part["file"] = np.full(len(part["energy"]), i)
         part["event"] = np.arange(len(part["energy"]))
         parts.append(part)
