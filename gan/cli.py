@@ -176,7 +176,25 @@ def parser() -> argparse.ArgumentParser:
     add_train_commands(sub, positive_int, seed_int)
     f = sub.add_parser("fetch-cern", help="download CERN's 2017 generator weights (pinned URL and sha256)")
     f.set_defaults(func=cmd_fetch_cern)
+    add_plugin_commands(sub)
     return p
+
+
+COMMANDS_GROUP = "calogan.commands"
+"""Entry-point group of commands that live in packages above ``gan`` (e.g. ``produce``, in ``production``): each
+entry point is ``add(subparsers)``, found through the installed package's metadata, never imported by name here."""
+
+
+def add_plugin_commands(sub) -> None:
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            add = entry.load()
+        except ImportError as exc:  # a command whose package is not importable here: say so, keep the others
+            print(f"note: command '{entry.name}' unavailable ({exc})", file=sys.stderr)
+            continue
+        add(sub)
 
 
 def run_command(arg_parser, argv, errors) -> int:

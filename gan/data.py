@@ -28,6 +28,9 @@ CELLS = (25, 25, 25)
 """Default (x, y, layer) grid of the 3DGAN ECAL."""
 EXTRAS = ("g4_cpu_s", "theta")
 """Optional per-event fields besides the primary energy."""
+PRODUCTION_MANIFEST = "manifest.json"
+PRODUCTION_KIND = "calogan-production"
+"""A production folder (``calogan produce``): shard files in this layout listed, in order, by its manifest."""
 
 _EVENTS_PER_CHUNK = 16  # HDF5 chunk of the written ECAL, as in the Geant4 file
 _COLUMN_CHUNK = 4096  # HDF5 chunk of the written per-event columns
@@ -336,7 +339,12 @@ def iter_showers(path: str | os.PathLike, chunk_size: int = 256,
     ``cells`` is the required (x, y, layer) grid (None: any).
     The layout and the per-event columns are checked when called; the ECAL rows are read, and
     checked, only as batches are consumed. Raises ShowerFileError.
+
+    ``path`` may be a production folder (``calogan produce``): its shards are read as one data set, in order,
+    one shard at a time; event numbers (``start``) count across shards.
     """
+    if os.path.isdir(path):
+        return _folder_chunks(path, chunk_size, energy_range, max_events, start, cells)
     layout, index = _plan(path, chunk_size, energy_range, max_events, start, cells)
     return _chunks(path, layout, index, chunk_size)
 
@@ -345,7 +353,12 @@ def read_showers(path: str | os.PathLike, chunk_size: int = 256,
                  energy_range: tuple[float, float] | None = None, max_events: int | None = None,
                  cells: Sequence[int] | None = CELLS, start: int = 0) -> Showers:
     """All selected showers of a file at once; same arguments and result as concatenating
-    :func:`iter_showers`, without holding two copies."""
+    :func:`iter_showers`, without holding two copies (a production folder: its shards concatenated)."""
+    if os.path.isdir(path):
+        parts = list(iter_showers(path, chunk_size, energy_range, max_events, cells, start))
+        if not parts:
+            raise ShowerFileError(path, "no events selected")
+        return Showers.concatenate(parts)
     layout, index = _plan(path, chunk_size, energy_range, max_events, start, cells)
     ecal = np.empty((len(index), *layout.grid), dtype=np.float32)
     for start, batch in zip(range(0, len(index), chunk_size), _chunks(path, layout, index, chunk_size)):
@@ -358,6 +371,11 @@ def read_energies(path: str | os.PathLike, energy_range: tuple[float, float] | N
                   cells: Sequence[int] | None = CELLS) -> np.ndarray:
     """Primary energies (GeV) of the selected events, without reading ECAL. Raises ShowerFileError (also when
     no event is selected)."""
+    if os.path.isdir(path):
+        energy = np.concatenate([_folder_energies(f, energy_range, cells) for f in production_files(path)])
+        if len(energy) == 0:
+            raise ShowerFileError(path, f"no events with energy in {list(energy_range)} GeV")
+        return energy
     layout, index = _plan(path, 1, energy_range, None, 0, cells)
     return layout.energy[index]
 
@@ -367,7 +385,67 @@ def count_showers(path: str | os.PathLike, energy_range: tuple[float, float] | N
     """Number of events (with ``lo <= energy <= hi`` GeV if given; may be 0). Reads only the
     per-event columns and the layout, not ECAL. Raises ShowerFileError for an invalid file."""
     energy_range = _check_range(energy_range)
+    if os.path.isdir(path):
+        return sum(len(_folder_energies(f, energy_range, cells)) for f in production_files(path))
     return len(_selected(_scan(path, cells).energy, energy_range))
+
+
+def production_files(folder: str | os.PathLike) -> list[str]:
+    """The shard files of a complete production folder, in order (its manifest's list). Raises ShowerFileError for
+    a folder that is not a complete production or a listed shard that is missing."""
+    import json
+
+    manifest_file = os.path.join(folder, PRODUCTION_MANIFEST)
+    try:
+        with open(manifest_file) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise ShowerFileError(folder, f"a folder but not a production (no {PRODUCTION_MANIFEST})") from None
+    except (OSError, ValueError) as exc:
+        raise ShowerFileError(manifest_file, f"unreadable manifest: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != PRODUCTION_KIND:
+        raise ShowerFileError(manifest_file, "not a production manifest")
+    if not manifest.get("complete"):
+        raise ShowerFileError(folder, "production is not complete (re-run its produce command to resume it)")
+    files = [os.path.join(folder, entry["file"]) for entry in sorted(manifest["shards"], key=lambda e: e["index"])]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if not files or missing:
+        raise ShowerFileError(folder, f"shard file missing: {missing[0]}" if missing else "no shards")
+    return files
+
+
+def _folder_energies(path, energy_range, cells) -> np.ndarray:
+    energy = _scan(path, cells).energy
+    return energy[_selected(energy, _check_range(energy_range))]
+
+
+def _folder_chunks(folder, chunk_size, energy_range, max_events, start, cells) -> Iterator[Showers]:
+    """iter_showers over a production folder's shards: batches of ``chunk_size`` across shard boundaries."""
+    files = production_files(folder)
+    _plan(files[0], chunk_size, None, max_events, 0, cells)  # argument checks now, not at the first batch
+    energy_range = _check_range(energy_range)
+
+    def batches():
+        buffered, offset, left = [], 0, max_events
+        for path in files:
+            layout = _scan(path, cells)
+            index = _selected(layout.energy, energy_range)
+            index = index[index >= start - offset][:left]
+            offset += layout.n
+            if len(index):
+                for batch in _chunks(path, layout, index, chunk_size):
+                    buffered.append(batch)
+                    while sum(map(len, buffered)) >= chunk_size:
+                        joined = Showers.concatenate(buffered)
+                        yield joined.select(slice(0, chunk_size))
+                        buffered = [joined.select(slice(chunk_size, None))] if len(joined) > chunk_size else []
+                if left is not None:
+                    left -= len(index)
+                    if left <= 0:
+                        break
+        if buffered:
+            yield Showers.concatenate(buffered)
+    return batches()
 
 
 # ----------------------------------------------------------------------------- writing
