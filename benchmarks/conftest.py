@@ -246,53 +246,6 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(("model", "variant", "batch_size"), params)
 
 
-class Builds:
-    """Each model's FP32 generator, each (model, variant) and each (model, batch) of inputs, made once."""
-
-    def __init__(self, settings: bench_settings.Settings):
-        self.settings = settings
-        self._generators, self._variants, self._inputs = {}, {}, {}
-
-    def generator(self, model: str):
-        if model not in self._generators:
-            from gan.pretrained import load_generator
-
-            self._generators[model] = load_generator(model)
-        return self._generators[model]
-
-    def variant(self, model: str, name: str):
-        """(built variant, seconds its build took); skips the test if the variant cannot run here."""
-        key = (model, name)
-        if key not in self._variants:
-            from gan.pretrained import trained_energy_range
-            from quant import registry
-            from quant.base import VariantUnavailable
-            from quant.calibration import make_calibration
-
-            s = self.settings
-            calibration = make_calibration(s.calibration_showers, s.calibration_seed, trained_energy_range(model))
-            start = time.perf_counter()
-            try:
-                self._variants[key] = registry.build(name, self.generator(model), calibration)
-            except VariantUnavailable as exc:
-                self._variants[key] = exc
-            self._variants[key] = (self._variants[key], time.perf_counter() - start)
-        built, seconds = self._variants[key]
-        if isinstance(built, Exception):
-            pytest.skip(f"variant {name} not available here: {built.reason}")
-        return built, seconds
-
-    def inputs(self, model: str, batch: int):
-        """Seeded latent vectors and energies (GeV, uniform over the model's trained range) for one batch."""
-        if (model, batch) not in self._inputs:
-            from gan.pretrained import trained_energy_range
-            from validation.samples import uniform_inputs
-
-            self._inputs[model, batch] = uniform_inputs(f"b{batch}", batch, trained_energy_range(model),
-                                                        self.settings.input_seed)
-        return self._inputs[model, batch]
-
-
 @pytest.fixture(scope="session")
 def bench_state(request) -> BenchState:
     return _state(request.config)
@@ -307,8 +260,37 @@ def threads_applied(bench_state) -> dict:
 
 
 @pytest.fixture(scope="session")
-def builds(bench_state, threads_applied) -> Builds:
-    return Builds(bench_state.settings)
+def session(bench_state, threads_applied):
+    """The study runner's study.session.Session: each model's generator and each (model, variant) built once."""
+    from study.session import Session
+
+    return Session(bench_state.settings.calibration_showers, bench_state.settings.calibration_seed)
+
+
+@pytest.fixture(scope="session")
+def builds(session):
+    """(model, variant) -> (built variant, build seconds) from the session; skips a variant not available here."""
+    from quant.base import VariantUnavailable
+
+    def get(model: str, name: str):
+        try:
+            built = session.built(model, name)
+        except VariantUnavailable as exc:
+            pytest.skip(f"variant {name} not available here: {exc.reason}")
+        return built.variant, built.build_s
+    return get
+
+
+@pytest.fixture(scope="session")
+def bench_inputs(bench_state):
+    """(model, batch) -> seeded inputs (energies uniform over the model's trained range) for one batch."""
+    import functools
+
+    from gan.pretrained import trained_energy_range
+    from study.inputs import uniform_inputs
+
+    return functools.cache(lambda model, batch: uniform_inputs(f"b{batch}", batch, trained_energy_range(model),
+                                                               bench_state.settings.input_seed))
 
 
 @pytest.fixture(scope="session")
@@ -320,7 +302,9 @@ def geant4_bins(bench_state) -> list[dict] | None:
         bench_state.notes.append(f"no speed-up over Geant4: {exc}")
         return None
     bench_state.geant4_source = f"{timing.source} ({len(timing.cpu_s)} events)"
-    return geant4.median_per_bin(timing, bench_state.settings.geant4_edges_gev)
+    from gan.physics import geant4_cpu_per_bin
+
+    return geant4_cpu_per_bin(timing.energy, timing.cpu_s, bench_state.settings.geant4_edges_gev)
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ Geant4's cost is ``g4_cpu_s`` (CPU seconds per event, one core of the project's 
 shared Geant4 files (``../shared/data/*.h5``), else in the embedded reference sample (its last 500 events). A GAN
 shower costs ``seconds per batch / batch size`` of wall time on ``threads`` threads, i.e. at most that times
 ``threads`` core-seconds; the speed-up per bin is median Geant4 seconds per event / GAN core-seconds per shower.
-The GAN's cost does not depend on the energy; Geant4's grows with it (~3.6 ms per GeV).
+The GAN's cost does not depend on the energy; Geant4's grows with it (~3.6 ms per GeV). The per-bin medians and
+speed-ups are :func:`gan.physics.geant4_cpu_per_bin` and :func:`gan.physics.speedup_over_geant4` (shared with the
+report); this module only finds and reads the timing.
 """
 
 from __future__ import annotations
@@ -59,27 +61,3 @@ def load_timing(paths=None) -> Geant4Timing:
     parts = [read_timing(p) for p in (paths or default_files())]
     return Geant4Timing(", ".join(Path(p.source).name for p in parts), np.concatenate([p.energy for p in parts]),
                         np.concatenate([p.cpu_s for p in parts]))
-
-
-def median_per_bin(timing: Geant4Timing, edges_gev) -> list[dict]:
-    """Median Geant4 CPU seconds per event in each energy bin [low, high) (the last bin includes its high edge)."""
-    edges = np.asarray(edges_gev, np.float64)
-    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"energy bin edges must be increasing, got {list(edges_gev)}")
-    rows = []
-    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
-        upper = timing.energy <= high if i == edges.size - 2 else timing.energy < high
-        selected = timing.cpu_s[(timing.energy >= low) & upper]
-        rows.append({"low_gev": float(low), "high_gev": float(high), "events": int(selected.size),
-                     "g4_s_per_event": float(np.median(selected)) if selected.size else None})
-    return rows
-
-
-def speedup_per_bin(per_bin: list[dict], seconds_per_shower: float, threads: int) -> list[dict]:
-    """Each bin of :func:`median_per_bin` with the GAN's core-seconds per shower and the speed-up over Geant4."""
-    if not seconds_per_shower > 0 or threads < 1:
-        raise ValueError(f"need seconds per shower > 0 and threads >= 1, got {seconds_per_shower}, {threads}")
-    core_s = seconds_per_shower * threads
-    return [{**row, "gan_core_s_per_shower": core_s,
-             "speedup": None if row["g4_s_per_event"] is None else row["g4_s_per_event"] / core_s}
-            for row in per_bin]

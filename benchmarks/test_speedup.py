@@ -8,25 +8,14 @@ latency per batch from pytest-benchmark's rounds of the variant alone (saved, co
 from __future__ import annotations
 
 import resource
-import time
 
 import pytest
 
-from benchmarks import floors, geant4, machine
-from quant.speed import paired_speedup, showers_per_second
-
-
-def _seconds(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
-def _speedup(run_reference, run_variant, timing):
-    """Warm both up, size the run from one timed pair, then the interleaved pairs."""
-    run_reference(), run_variant()
-    pair_s = _seconds(run_reference) + _seconds(run_variant)
-    return paired_speedup(run_reference, run_variant, pairs=timing.pairs(pair_s), warmup=0)
+from benchmarks import floors
+from gan.machine import package_version
+from gan.physics import speedup_over_geant4
+from quant.speed import seconds, showers_per_second
+from study.runner import measure_speed
 
 
 def _timed_rounds(benchmark, run_variant, call_s: float, timing) -> tuple[float, float]:
@@ -36,38 +25,36 @@ def _timed_rounds(benchmark, run_variant, call_s: float, timing) -> tuple[float,
     return (stats.mean, stats.median) if stats else (call_s, call_s)
 
 
-def test_speedup(model_ready, variant, batch_size, bench_state, builds, benchmark, geant4_bins,
+def test_speedup(model_ready, variant, batch_size, bench_state, builds, bench_inputs, benchmark, geant4_bins,
                  known_physics_failures, request):
     from gan.machine import cpu_flags
 
     model, state = model_ready, bench_state
-    built, build_s = builds.variant(model, variant)
-    reference, _ = builds.variant(model, state.settings.reference)
-    inputs = builds.inputs(model, batch_size)
+    built, build_s = builds(model, variant)
+    reference, _ = builds(model, state.settings.reference)
+    inputs = bench_inputs(model, batch_size)
 
     def run_variant():
         built.generate(inputs.z, inputs.energy)
 
-    def run_reference():
-        reference.generate(inputs.z, inputs.energy)
-
     if variant == state.settings.reference:
         run_variant()
-        speedup, call_s = None, _seconds(run_variant)
-    else:
-        speedup = _speedup(run_reference, run_variant, state.timing).to_dict()
-        call_s = speedup["variant_s"]
+        speed, call_s = None, seconds(run_variant)
+    else:  # the study runner's measurement: one warm-up, interleaved pairs as many as the timing settings say
+        speed = measure_speed(reference, built, inputs, [batch_size], state.timing.pairs)[batch_size]
+        call_s = speed.speedup.variant_s
+    speedup = speed.speedup.to_dict() if speed is not None else None
     benchmark.group = f"{model} batch {batch_size}"
     mean_s, median_s = _timed_rounds(benchmark, run_variant, call_s, state.timing)
 
-    report, versions = built.op_report(), machine.package_versions().get
+    report, versions = built.op_report(), package_version
     inner = getattr(built, "batch_size", None)
     row = {
         "test_id": request.node.nodeid, "model": model, "variant": variant, "batch": batch_size,
         "threads": state.threads,
         "seconds_per_batch": mean_s, "median_seconds_per_batch": median_s,
         "showers_per_s": showers_per_second(mean_s, batch_size), "speedup": speedup,
-        "geant4": geant4.speedup_per_bin(geant4_bins, mean_s / batch_size, state.threads) if geant4_bins else None,
+        "geant4": speedup_over_geant4(geant4_bins, mean_s / batch_size, state.threads) if geant4_bins else None,
         "op_summary": report.summary(), "int8_ops": report.count("int8"), "size_bytes": built.size_bytes(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "build_s": build_s,
         "physics": known_physics_failures(model, variant),

@@ -383,3 +383,36 @@ def write_figures(results: dict, samples: dict[str, list[Sample]], directory, pr
             out[model].append((file, f"{caption}; model {model}"))
         progress(f"{model}: figures written")
     return out
+
+
+# ------------------------------------------------------------------ layer-wise sensitivity (quant.sensitivity)
+
+# (precision, runtime) pairs looked up in quant.sensitivity's cache
+SENSITIVITY_SWEEPS = (("int8", "openvino"), ("bf16", "openvino"), ("bf16", "keras"))
+
+
+def write_sensitivity_figures(models, directory) -> list[tuple] | None:
+    """Cached layer-sensitivity sweeps of ``models`` (never measured here), each drawn into ``directory``: a list
+    of (label, precision, runtime, sweep or the error reading it, figure file name); None without
+    quant.sensitivity."""
+    try:
+        from quant import sensitivity, sensitivity_report
+    except ImportError:
+        return None
+    from quant.folded import cached_sweep as folded_sweep
+
+    found = []
+    for model, find in [(m, f) for m in models for f in (sensitivity.cached_results, folded_sweep)]:
+        for precision, runtime in SENSITIVITY_SWEEPS:
+            try:
+                sweep = find(model, precision, runtime)
+            except Exception as exc:  # noqa: BLE001 - an unreadable cache must not take the report down
+                found.append((model, precision, runtime, exc, None))
+                continue
+            if sweep is None:
+                continue
+            label = sweep.model  # "cern2017" or "cern2017 (folded)"
+            name = f"sensitivity_{label.replace(' (folded)', '-folded')}_{precision}_{runtime}.png"
+            sensitivity_report.plot(sweep, Path(directory) / name)
+            found.append((label, precision, runtime, sweep, name))
+    return found

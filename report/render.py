@@ -93,8 +93,8 @@ def worst_cell(paired: dict | None) -> str:
 def geant4_speedup_cell(rows: list[dict] | None) -> str:
     if not rows:
         return "-"
-    values = [r["speedup"] for r in rows]
-    return f"{_count(min(values))}-{_count(max(values))}x"
+    values = [r["speedup"] for r in rows if r.get("speedup") is not None]  # None: no Geant4 event in the bin
+    return f"{_count(min(values))}-{_count(max(values))}x" if values else "-"
 
 
 def _count(x: float) -> str:
@@ -365,10 +365,6 @@ def _model_blocks(results: dict, model: str, figures) -> list[tuple]:
 
 # ------------------------------------------------------------------ layer-wise sensitivity (quant.sensitivity)
 
-# (precision, runtime) pairs looked up in quant.sensitivity's cache
-SENSITIVITY_SWEEPS = (("int8", "openvino"), ("bf16", "openvino"), ("bf16", "keras"))
-
-
 def markdown_blocks(text: str) -> list[tuple]:
     """Plain markdown text (paragraphs and pipe tables, as quant.sensitivity_report.format_table writes) as blocks."""
     blocks = []
@@ -382,34 +378,23 @@ def markdown_blocks(text: str) -> list[tuple]:
     return blocks
 
 
-def sensitivity_blocks(models, image_dir) -> list[tuple] | None:
-    """Cached layer-sensitivity sweeps of ``models`` (never measured here): tables, plus figures in ``image_dir``.
-
-    None when quant.sensitivity is absent or nothing is cached (the report then says how to make one).
-    """
-    try:
-        from quant import sensitivity, sensitivity_report
-    except ImportError:
+def sensitivity_blocks(found: list[tuple] | None) -> list[tuple] | None:
+    """Blocks of the cached layer-sensitivity sweeps that :func:`report.figures.write_sensitivity_figures` found and
+    drew: (label, precision, runtime, sweep or the error reading it, figure file). None when there are none (the
+    report then says how to make one)."""
+    if not found:
         return None
-    from quant.folded import cached_sweep as folded_sweep
+    from quant import sensitivity_report
 
     blocks = []
-    for model, find in [(m, f) for m in models for f in (sensitivity.cached_results, folded_sweep)]:
-        for precision, runtime in SENSITIVITY_SWEEPS:
-            try:
-                sweep = find(model, precision, runtime)
-            except Exception as exc:  # noqa: BLE001 - an unreadable cache must not take the report down
-                blocks.append(("p", f"{model}, {precision} on {runtime}: cached sweep unreadable ({exc})"))
-                continue
-            if sweep is None:
-                continue
-            label = sweep.model  # "cern2017" or "cern2017 (folded)"
-            name = f"sensitivity_{label.replace(' (folded)', '-folded')}_{precision}_{runtime}.png"
-            sensitivity_report.plot(sweep, Path(image_dir) / name)
-            blocks.append(("h", 3, f"{label}: {precision} on {runtime}"))
-            blocks += markdown_blocks(sensitivity_report.format_table(sweep))
-            blocks.append(("img", name, f"Layer sensitivity of {label} to {precision} on {runtime}: |shift| / "
-                                        "tolerance per layer assignment, and speed-up"))
+    for label, precision, runtime, sweep, name in found:
+        if isinstance(sweep, Exception):
+            blocks.append(("p", f"{label}, {precision} on {runtime}: cached sweep unreadable ({sweep})"))
+            continue
+        blocks.append(("h", 3, f"{label}: {precision} on {runtime}"))
+        blocks += markdown_blocks(sensitivity_report.format_table(sweep))
+        blocks.append(("img", name, f"Layer sensitivity of {label} to {precision} on {runtime}: |shift| / "
+                                    "tolerance per layer assignment, and speed-up"))
     return blocks or None
 
 

@@ -106,6 +106,10 @@ class Session:
             raise found
         return found
 
+    def keep(self, model: str, name: str, variant) -> None:
+        """Keep ``variant`` (built or loaded elsewhere, e.g. a saved candidate) as ``name`` of ``model``."""
+        self._built[model, name] = Built(variant, 0.0)
+
     def variant(self, model: str, name: str):
         """The kept built variant ``name`` of ``model`` (``fp32``: the FP32 reference itself)."""
         return self.built(model, name).variant

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import floors, geant4, machine, summary
 from benchmarks import settings as bench_settings
+from gan.physics import geant4_cpu_per_bin, speedup_over_geant4
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = {"tensorflow": "2.21.0", "openvino": "2026.4.1", "nncf": "3.4.0"}.get
@@ -261,33 +262,28 @@ def test_update_machine_info_drops_the_clock_and_adds_ours():
 
 # --- Geant4 per-bin speed-up ---------------------------------------------------------------------------------------
 
-def _timing(energy, cpu_s):
-    return geant4.Geant4Timing("test", np.asarray(energy, float), np.asarray(cpu_s, float))
-
-
 def test_median_per_bin_and_speedup():
-    timing = _timing([10, 20, 30, 60, 100], [0.1, 0.2, 0.9, 0.4, 0.5])
-    bins = geant4.median_per_bin(timing, [10, 50, 100])
-    assert [(b["events"], b["g4_s_per_event"]) for b in bins] == [(3, 0.2), (2, 0.45)]  # 100 GeV: last bin
-    rows = geant4.speedup_per_bin(bins, seconds_per_shower=0.01, threads=2)
+    bins = geant4_cpu_per_bin([10, 20, 30, 60, 100], [0.1, 0.2, 0.9, 0.4, 0.5], [10, 50, 100])
+    assert [(b["events"], b["median_s"]) for b in bins] == [(3, 0.2), (2, 0.45)]  # 100 GeV: last bin
+    rows = speedup_over_geant4(bins, seconds_per_shower=0.01, threads=2)
     assert [r["speedup"] for r in rows] == pytest.approx([10.0, 22.5])  # 0.2 s / (0.01 s x 2 cores)
     assert rows[0]["gan_core_s_per_shower"] == pytest.approx(0.02)
 
 
 def test_empty_bin_has_no_speedup():
-    bins = geant4.median_per_bin(_timing([10, 20], [0.1, 0.2]), [10, 50, 100])
-    assert bins[1]["events"] == 0 and geant4.speedup_per_bin(bins, 0.01, 1)[1]["speedup"] is None
+    bins = geant4_cpu_per_bin([10, 20], [0.1, 0.2], [10, 50, 100])
+    assert bins[1]["events"] == 0 and speedup_over_geant4(bins, 0.01, 1)[1]["speedup"] is None
 
 
 @pytest.mark.parametrize("edges", [[10], [50, 10], [10, 10, 20]])
 def test_bad_bin_edges_are_refused(edges):
-    with pytest.raises(ValueError, match="increasing"):
-        geant4.median_per_bin(_timing([10], [0.1]), edges)
+    with pytest.raises(ValueError, match="edges must"):
+        geant4_cpu_per_bin([10], [0.1], edges)
 
 
 def test_bad_gan_time_is_refused():
     with pytest.raises(ValueError, match="seconds per shower"):
-        geant4.speedup_per_bin([], 0.0, 2)
+        speedup_over_geant4([], 0.0, 2)
 
 
 def test_read_timing_errors_name_the_file(tmp_path):

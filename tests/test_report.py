@@ -8,8 +8,9 @@ import pytest
 from synthetic import synthetic_showers
 
 from gan import physics
-from report import figures, render, results, study
+from report import figures, render, results
 from report.figures import FP32, GEANT4, Sample
+from study import runner as study  # the study's pieces: the report only renders
 from verdict import requirements
 
 EDGES = np.array([10.0, 50.0, 100.0, 150.0, 200.0, 250.0])
@@ -118,16 +119,19 @@ def test_drawn_sampling_fraction_points_are_the_data(showers):
 
 
 def _entry(fp32, showers, energy, speed, table, name):
-    """A variant's results entry made by the study's own functions (no TensorFlow)."""
-    entry = {"description": name, "op_summary": "int8 1, fp32 4",
-             "op_report": {"rows": [{"op": "dense", "precision": "int8", "note": ""}]}, "disk_bytes": 1_000_000,
-             "speed": {"1": {"showers_per_s": 10.0}, "32": {"showers_per_s": 50.0, **speed, "variant_s": 0.5}},
-             "paired": study.paired_entry(fp32, showers, energy, table, name), "geant4": None}
-    entry["paired"]["known_failure"] = None
-    entry["keeps_physics"] = entry["paired"]["ok"]
-    study._add_speed_summary(entry, study.StudyConfig(("default",), (name,), batch_sizes=(1, 32)),
-                             [{"e_low": 10.0, "e_high": 50.0, "median_s": 0.1, "events": 3}])
-    return entry
+    """A variant's results entry made by the study's typed result (no TensorFlow)."""
+    from quant.speed import Speedup
+    from study.results import PhysicsResult, SpeedResult, VariantResult
+
+    speedup = Speedup(**speed, pairs=3, reference_s=0.1, variant_s=0.1)
+    paired = study.paired_entry(fp32, showers, energy, table, name) | {"known_failure": None}
+    g4_cpu = physics.geant4_cpu_per_bin([20.0, 30.0, 40.0], [0.1, 0.1, 0.1], [10.0, 50.0])
+    result = VariantResult("default", name, name, op_summary="int8 1, fp32 4", disk_bytes=1_000_000,
+                           op_report={"rows": [{"op": "dense", "precision": "int8", "note": ""}]},
+                           speed={1: SpeedResult(1, speedup, 10.0), 32: SpeedResult(32, speedup, 50.0)},
+                           physics=PhysicsResult(paired),
+                           speedup_vs_geant4=physics.speedup_over_geant4(g4_cpu, 0.5 / 32, 2))
+    return result.to_dict()
 
 
 def make_results(showers) -> dict:
@@ -179,15 +183,18 @@ def test_speed_class_uses_the_interval(low, high, expected):
 
 
 def test_speedup_vs_geant4_is_per_core():
+    """One binning rule (gan.physics.energy_bin_index): [low, high), the last bin closed; empty bins kept."""
     from gan.data import Showers
+    from study.runner import geant4_cpu
 
     energy = np.array([20.0, 30.0, 120.0, 130.0, 140.0], np.float32)
     ref = Showers(np.zeros((5, 2, 2, 2)), energy, g4_cpu_s=np.array([0.1, 0.3, 0.4, 0.5, 0.6], np.float32))
-    table = study.geant4_cpu_table(ref, EDGES)
-    assert [(r["e_low"], r["events"]) for r in table] == [(10.0, 2), (100.0, 3)]
-    assert [r["median_s"] for r in table] == pytest.approx([0.2, 0.5])
-    rows = study.speedup_vs_geant4(table, seconds_per_shower=0.01, threads=2)
-    assert [r["speedup"] for r in rows] == pytest.approx([10.0, 25.0])
+    table = geant4_cpu(ref, EDGES)
+    assert [(r["e_low"], r["events"]) for r in table] == [(10.0, 2), (50.0, 0), (100.0, 3), (150.0, 0), (200.0, 0)]
+    assert [r["median_s"] for r in table[::2][:2]] == pytest.approx([0.2, 0.5]) and table[1]["median_s"] is None
+    rows = physics.speedup_over_geant4(table, seconds_per_shower=0.01, threads=2)
+    assert [r["speedup"] for r in rows] == pytest.approx([10.0, None, 25.0, None, None])
+    assert render.geant4_speedup_cell(rows) == "10-25x"
 
 
 def test_tradeoff_points_come_from_the_results(showers):

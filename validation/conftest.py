@@ -13,9 +13,11 @@ import functools
 import pytest
 
 from gan.machine import Here
+from study.inputs import inputs_at, uniform_inputs
+from study.session import REFERENCE_VARIANT
+from validation.samples import load_settings, new_session, read_reference
 from verdict import geant4_null, known_failures, requirements
 from verdict.checks import ToleranceExceeded, Unresolved, check_geant4, geant4_distances, paired_sequential
-from validation.samples import REFERENCE_VARIANT, ShowerCache, inputs_at, load_settings, read_reference, uniform_inputs
 
 SHARED_MODEL = "cern2017"  # its weights come from ../shared (or a cached download): skipped without them
 # TF warns on every TFLite int8 conversion without input statistics; the variant's input and output stay float32
@@ -83,7 +85,8 @@ def null_table():
 
 @pytest.fixture(scope="session")
 def shower_cache(settings):
-    return ShowerCache(settings)
+    """The session's study.session.Session: each (model, variant) built once, its showers kept per inputs."""
+    return new_session(settings)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The showers the suite compares: seeded inputs, Geant4 reference events, each (model, variant) built once.
+"""The suite's settings and Geant4 reference events; inputs and the built-once cache are :mod:`study`'s.
 
 Every variant of a model sees exactly the inputs (latent vectors z and primary energies in GeV) its FP32 model
 sees, so shifts are paired event by event. Sizes, seeds and energy bins come from ``validation/settings.toml``.
@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from study.inputs import Inputs, inputs_at, uniform_inputs  # noqa: F401 - the suite's inputs, re-exported
+from study.session import REFERENCE_VARIANT  # noqa: F401 - re-exported
+
 SETTINGS_FILE = Path(__file__).with_name("settings.toml")
-REFERENCE_VARIANT = "fp32"
 
 
 @dataclass(frozen=True)
@@ -47,35 +49,6 @@ def load_settings(full: bool = False, path=SETTINGS_FILE) -> Settings:
         energy_edges_gev={k: tuple(v) for k, v in data["energy_edges_gev"].items()}, full=full)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """Generator inputs shared by FP32 and every variant: z (N, 200) and energy (N,) in GeV."""
-
-    name: str
-    z: np.ndarray
-    energy: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.energy)
-
-
-def uniform_inputs(name: str, n: int, energy_range, seed: int) -> Inputs:
-    """``n`` latent vectors and energies uniform in ``energy_range`` (GeV), reproducible for ``seed``."""
-    from gan.model import LATENT_SIZE
-
-    z_rng, e_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    z = z_rng.standard_normal((n, LATENT_SIZE), dtype=np.float32)
-    return Inputs(name, z, e_rng.uniform(*energy_range, n).astype(np.float32))
-
-
-def inputs_at(name: str, energy, seed: int) -> Inputs:
-    """Seeded latent vectors for given primary energies (GeV), e.g. those of Geant4 reference events."""
-    from gan.model import sample_latent
-
-    energy = np.asarray(energy, dtype=np.float32)
-    return Inputs(name, sample_latent(len(energy), seed=seed), energy)
-
-
 def read_reference(settings: Settings, shared_file=None):
     """Held-out Geant4 showers (gan.data.Showers): the embedded sample, or the shared file's tail with --full."""
     from gan.data import count_showers, read_showers
@@ -87,43 +60,9 @@ def read_reference(settings: Settings, shared_file=None):
     return read_showers(DEFAULT_REFERENCE, max_events=settings.geant4_showers)
 
 
-class ShowerCache:
-    """Builds each model and (model, variant) once and keeps the showers each generated for each Inputs."""
+def new_session(settings: Settings):
+    """The suite's :class:`study.session.Session` (each model and (model, variant) built once, showers kept per
+    inputs), calibrated as ``settings`` say."""
+    from study.session import Session
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._generators, self._variants, self._showers = {}, {}, {}
-
-    def generator(self, model: str):
-        """The FP32 Keras generator of ``model`` ('default', 'cern2017' or a weight-file path)."""
-        if model not in self._generators:
-            from gan.pretrained import load_generator
-
-            self._generators[model] = load_generator(model)
-        return self._generators[model]
-
-    def calibration(self, model: str):
-        from gan.pretrained import trained_energy_range
-        from quant.calibration import make_calibration
-
-        s = self.settings
-        return make_calibration(s.calibration_showers, s.calibration_seed, trained_energy_range(model))
-
-    def variant(self, model: str, name: str):
-        """The built variant ``name`` of ``model`` (``fp32``: the FP32 reference itself)."""
-        key = (model, name)
-        if key not in self._variants:
-            from quant import registry
-
-            self._variants[key] = registry.build(name, self.generator(model), self.calibration(model))
-        return self._variants[key]
-
-    def showers(self, model: str, name: str, inputs: Inputs, n: int | None = None) -> np.ndarray:
-        """Showers (n, 25, 25, 25) GeV of variant ``name`` of ``model`` for the first n (default: all) ``inputs``;
-        each shower is generated once, a larger n generates only the missing ones."""
-        key, n = (model, name, inputs.name), len(inputs) if n is None else min(n, len(inputs))
-        have = self._showers.get(key, np.empty((0, 25, 25, 25), np.float32))
-        if len(have) < n:
-            more = self.variant(model, name).generate(inputs.z[len(have):n], inputs.energy[len(have):n])
-            have = self._showers[key] = np.concatenate([have, np.asarray(more)])
-        return have[:n]
+    return Session(settings.calibration_showers, settings.calibration_seed)
