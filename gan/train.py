@@ -234,9 +234,9 @@ def record_evaluation(run_dir: Path, entry: dict, generator, metadata: dict) -> 
     from gan.weights import save_weights
 
     save_weights(generator, run_dir / BEST_WEIGHTS, metadata | {"score": entry["score"]})
-    tmp = run_dir / (BEST_JSON + ".tmp")
-    tmp.write_text(json.dumps({k: entry[k] for k in ("iteration", "epoch", "score", "passed", "worst")}, indent=1))
-    tmp.replace(run_dir / BEST_JSON)
+    from gan.outputs import write_json_atomic
+
+    write_json_atomic(run_dir / BEST_JSON, {k: entry[k] for k in ("iteration", "epoch", "score", "passed", "worst")})
     return True
 
 
