@@ -36,11 +36,6 @@ from gan.machine import CPU_CLASSES, NO_CLASS, Scope, cpu_class
 FLOORS_FILE = Path(__file__).with_name("speedup_floors.toml")
 DEFAULT_MARGIN = 0.3
 BEST_INT8 = "best-int8"  # target name for the fastest variant with int8 ops and no known physics failure here
-# packages (import names) whose versions scope a proposed floor, by the module that builds the variant (prefix);
-# tensorflow always (the FP32 reference runs on it)
-RUNTIME_PACKAGES = {"quant.openvino": ("openvino", "nncf"), "quant.auto_mixed": ("openvino", "nncf"),
-                    "quant.inc": ("neural_compressor", "intel_extension_for_tensorflow"),
-                    "quant.tflite": ("ai_edge_litert",)}
 _FLOOR_FIELDS = {"model", "variant", "batch", "threads", "floor", "measured", "cpu_flags", "packages", "cpu_class",
                  "cpu"}
 _TARGET_FIELDS = {"variant", "batch", "threads", "speedup", "source", "cpu_flags", "packages"}
@@ -196,11 +191,10 @@ def proposed_floor(median: float, margin: float) -> float:
 
 
 def scope_packages(variant: str) -> tuple[str, ...]:
-    """tensorflow plus the runtime packages of the module that builds ``variant``."""
+    """tensorflow (the FP32 reference runs on it) plus the runtime packages of ``variant``'s family."""
     from quant import registry
 
-    module = registry.get(variant).build.__module__
-    return ("tensorflow",) + next((p for prefix, p in RUNTIME_PACKAGES.items() if module.startswith(prefix)), ())
+    return tuple(dict.fromkeys(("tensorflow", *registry.packages(variant))))
 
 
 def minor_specifier(version: str) -> str:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from gan.cli_types import energy_range, positive_int, seed
 from gan.data import ShowerFileError
 from gan.train_cli import add_commands as add_train_commands
 from gan.weights import WeightFileError
@@ -14,36 +15,6 @@ from gan.weights import WeightFileError
 DEFAULT_OUT = Path("out")
 CHUNK = 256  # showers generated and written at a time by `generate` (~16 MB each chunk of float32 showers)
 COMPARE_EVENTS = 2000  # reference events read, and generated showers kept, for the physics comparison
-
-
-def energy_range_arg(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW:HIGH in GeV, got {text!r}") from None
-    if not 0 < lo <= hi < float("inf"):
-        raise argparse.ArgumentTypeError(f"need 0 < LOW <= HIGH (finite), got {text!r}")
-    return lo, hi
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a seed, a whole number >= 0, got {text!r}")
-    return value
 
 
 def warn(message: str | None) -> None:
@@ -163,17 +134,17 @@ def parser() -> argparse.ArgumentParser:
                    help="number of showers, streamed to disk (default: one per reference event); the physics "
                         f"comparison uses the first {COMPARE_EVENTS}")
     g.add_argument("--reference", help="Geant4 HDF5 file (default: the embedded reference sample)")
-    g.add_argument("--energy-range", type=energy_range_arg, help="LOW:HIGH primary energy in GeV")
-    g.add_argument("--seed", type=seed_int, default=1)
+    g.add_argument("--energy-range", type=energy_range, help="LOW:HIGH primary energy in GeV")
+    g.add_argument("--seed", type=seed, default=1)
     g.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (showers.h5, physics.png)")
     g.add_argument("--overwrite", action="store_true", help="replace showers.h5 and physics.png if they exist")
     g.set_defaults(func=cmd_generate)
     s = sub.add_parser("summary", help="physics summary of a shower file")
     s.add_argument("file")
-    s.add_argument("--energy-range", type=energy_range_arg)
+    s.add_argument("--energy-range", type=energy_range)
     s.add_argument("--max-events", type=positive_int)
     s.set_defaults(func=cmd_summary)
-    add_train_commands(sub, positive_int, seed_int)
+    add_train_commands(sub, positive_int, seed)
     f = sub.add_parser("fetch-cern", help="download CERN's 2017 generator weights (pinned URL and sha256)")
     f.set_defaults(func=cmd_fetch_cern)
     add_plugin_commands(sub)

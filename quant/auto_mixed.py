@@ -39,7 +39,8 @@ from typing import Callable, Mapping
 
 from gan.outputs import write_json_atomic
 from quant.base import OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
-from quant.objective import model_tolerances
+from quant.context import as_context
+from quant.openvino import OPENVINO
 from quant.registry import VariantSpec, register
 from quant.sensitivity import FP32, SweepSettings
 
@@ -51,7 +52,6 @@ TOLERANCE = 1.0  # worst |shift| / tolerance allowed
 MAX_VERIFICATIONS = 4
 CHOICE_SCHEMA = 4  # bump when the selection changes
 HAND_MIX_VARIANT = "int8+bf16"  # the hand-made safe mix, registered by quant.openvino
-COMPARED = ("auto-mixed", "int8+bf16", "openvino-int8-tuned", "inc-int8-tuned", "openvino-int8", "bf16")
 
 
 # ------------------------------------------------------------------ selection (pure)
@@ -254,24 +254,31 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def select(generator, calibration, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
-           use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log,
-           tolerances: Mapping[str, float] | None = None) -> Choice:
-    """Run (or read) the solo sweeps on OpenVINO, choose and verify an assignment; cached. ``tolerances``:
-    default the model's own (:func:`quant.objective.model_tolerances`; a folded generator passes its original's)."""
+QUICK_SETTINGS = SweepSettings(showers=8, bins=1, pairs=1, speed_batch=2)  # BuildContext.quick: interface only
+
+
+def select(generator, calibration, context=None, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
+           use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log) -> Choice:
+    """Run (or read) the solo sweeps on OpenVINO, choose and verify an assignment; cached. ``context``: the
+    model's :class:`~quant.context.BuildContext` (or name; None: a weight file): its requirements and energy
+    range (a folded generator passes its original's). A quick context sweeps one layer on
+    :data:`QUICK_SETTINGS`, without the cache."""
     from quant import sensitivity
     from quant.speed import paired_speedup
 
     start = time.perf_counter()
+    context = as_context(context)
     runtime = sensitivity.get_runtime(RUNTIME)
-    cache_dir = sensitivity.default_cache_dir() if cache_dir is None else Path(cache_dir)
-    tolerances = model_tolerances(generator)[0] if tolerances is None else dict(tolerances)
-    objective = functools.cache(lambda: sensitivity.make_objective(generator, calibration, settings, tolerances))
-    sweeps = {p: sensitivity.run_sweep(generator, calibration, p, runtime, settings=settings, reverse=False,
-                                       activations=False, cache_dir=cache_dir, use_cache=use_cache,
-                                       refresh=refresh, objective=objective, log=log, tolerances=tolerances)
-              for p in runtime.precisions}
     layers = runtime.layers(generator)
+    if context.quick:
+        settings, use_cache, layers = QUICK_SETTINGS, False, layers[:sensitivity.QUICK_LAYERS]
+    swept = layers if context.quick else None
+    cache_dir = sensitivity.default_cache_dir() if cache_dir is None else Path(cache_dir)
+    objective = functools.cache(lambda: sensitivity.make_objective(generator, context, settings))
+    sweeps = {p: sensitivity.run_sweep(generator, calibration, p, runtime, context, settings=settings,
+                                       reverse=False, activations=False, cache_dir=cache_dir, use_cache=use_cache,
+                                       refresh=refresh, layers=swept, objective=objective, log=log)
+              for p in runtime.precisions}
     macs = layer_macs(generator, layers)
     key = _choice_key(sweeps, macs, settings)
     path = cache_dir / f"{NAME}-{sensitivity.key_digest(key)[:16]}.json"
@@ -357,14 +364,15 @@ def _inner_as(inner, name: str):
     return OpenVINOGenerator(name, inner.model, inner.info)
 
 
-def build(generator, calibration, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
+def build(generator, calibration, context=None, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
           use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log,
-          tolerances: Mapping[str, float] | None = None, name: str = NAME) -> AutoMixedVariant:
-    """Select (sweeps and choice cached) and build the auto-mixed variant (called ``name``)."""
+          name: str = NAME) -> AutoMixedVariant:
+    """Select (sweeps and choice cached) and build the auto-mixed variant (called ``name``) for the model of
+    ``context`` (:func:`select`)."""
     from quant import sensitivity
 
-    choice = select(generator, calibration, settings=settings, cache_dir=cache_dir, use_cache=use_cache,
-                    refresh=refresh, log=log, tolerances=tolerances)
+    choice = select(generator, calibration, context, settings=settings, cache_dir=cache_dir, use_cache=use_cache,
+                    refresh=refresh, log=log)
     inner = sensitivity.get_runtime(RUNTIME).build(generator, calibration, choice.assignment)
     return AutoMixedVariant(_inner_as(inner, name), choice, name)
 
@@ -378,68 +386,6 @@ def load(directory, name: str = NAME) -> AutoMixedVariant:
     return AutoMixedVariant(openvino.load(directory, name=name), Choice.from_dict(info["auto_mixed"]), name)
 
 
-def compare(generator, calibration, names=COMPARED, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
-            log: Callable[[str], None] = _log) -> list[dict]:
-    """Each registered, available variant of ``names`` on the same objective: worst ratio, accuracy metric,
-    speed-up vs the Keras fp32 reference (rough), and its build (tuning) seconds; plus auto-mixed vs the hand mix.
-    """
-    from quant import fp32, registry, sensitivity
-    from quant.speed import paired_speedup
-
-    reference = fp32.build(generator)
-    objective = sensitivity.make_objective(generator, calibration, settings,
-                                           model_tolerances(generator)[0], reference.generate)
-    z, energy = objective.z[:settings.speed_batch], objective.energy[:settings.speed_batch]
-    rows, built = [], {}
-    for name in names:
-        reason = "not registered" if name not in registry.names() else registry.unavailable_reason(name)
-        if reason:
-            rows.append({"variant": name, "skipped": reason})
-            continue
-        start = time.perf_counter()
-        variant = built[name] = build(generator, calibration, settings=settings, cache_dir=cache_dir, log=log) \
-            if name == NAME else registry.build(name, generator, calibration)
-        seconds = time.perf_counter() - start
-        result = objective.evaluate_generator(variant.generate)
-        speed = paired_speedup(lambda: reference.generate(z, energy), lambda: variant.generate(z, energy),
-                               pairs=settings.pairs, seed=settings.seed)
-        row = {"variant": name, "worst_ratio": result.worst_ratio, "worst": result.worst,
-               "accuracy_metric": result.accuracy_metric, "speedup": [speed.median, speed.low, speed.high],
-               "build_seconds": seconds}
-        if isinstance(variant, AutoMixedVariant):
-            row["tuning_seconds"] = variant.choice.tuning_seconds
-            row["choice_cached"] = variant.choice.from_cache
-        rows.append(row)
-        log(f"compare: {name}: worst ratio {result.worst_ratio:.3g}, {speed.format()}, build {seconds:.0f} s")
-    if NAME in built and HAND_MIX_VARIANT in built:
-        auto, hand = built[NAME], built[HAND_MIX_VARIANT]
-        speed = paired_speedup(lambda: hand.generate(z, energy), lambda: auto.generate(z, energy),
-                               pairs=settings.pairs, seed=settings.seed)
-        rows.append({"variant": f"{NAME} vs {HAND_MIX_VARIANT}", "speedup": [speed.median, speed.low, speed.high]})
-    return rows
-
-
-def format_comparison(rows) -> str:
-    """A markdown table of :func:`compare` rows."""
-    lines = ["| variant | worst ratio | verdict | accuracy metric | speed-up vs Keras fp32 (rough) | build/tuning s |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        if "skipped" in r:
-            lines.append(f"| {r['variant']} | - | skipped: {r['skipped']} | - | - | - |")
-        elif "worst_ratio" not in r:
-            m = r["speedup"]
-            lines.append(f"| {r['variant']} | - | - | - | {m[0]:.2f}x [{m[1]:.2f}, {m[2]:.2f}] | - |")
-        else:
-            m = r["speedup"]
-            tuning = f"{r['build_seconds']:.0f}"
-            if "tuning_seconds" in r:
-                tuning += f" (sweeps+verify {r['tuning_seconds']:.0f}{', cached' if r['choice_cached'] else ''})"
-            verdict = "inside" if r["worst_ratio"] <= TOLERANCE else "outside"
-            lines.append(f"| {r['variant']} | {r['worst_ratio']:.3g} | {verdict} | {r['accuracy_metric']:.3g} | "
-                         f"{m[0]:.2f}x [{m[1]:.2f}, {m[2]:.2f}] | {tuning} |")
-    return "\n".join(lines)
-
-
 def _check() -> None:
     for module in ("openvino", "nncf"):
         if importlib.util.find_spec(module) is None:
@@ -447,5 +393,5 @@ def _check() -> None:
 
 
 register(VariantSpec(NAME, "per-layer int8/bf16/fp32 on OpenVINO chosen from the layer-wise sensitivity sweep "
-                     "(fastest inside the tolerance table; sweep cached)",
+                     "(fastest inside the tolerance table; sweep cached)", OPENVINO,
                      build, load, _check, slow_build=True))

@@ -7,6 +7,7 @@ says what really runs in which precision, so "INT8 but no speed-up" is explained
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,3 +105,19 @@ def read_variant_file(directory) -> dict:
 def directory_size(directory) -> int:
     """Bytes of all files below ``directory``."""
     return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())
+
+
+def array_sha256(*arrays) -> str:
+    """sha256 of numpy arrays, dtype and shape included (a cache key, e.g. of calibration inputs)."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def weights_sha256(generator) -> str:
+    """sha256 of a generator's weight arrays: the key of caches of work done on those weights (sweeps, folds);
+    never used to tell which model it is (that is the build's :class:`~quant.context.BuildContext`)."""
+    return array_sha256(*generator.get_weights())

@@ -10,7 +10,7 @@ float32 in both, so the output is float32 (ReLU of a bfloat16 value is exact, on
 from __future__ import annotations
 
 from quant.cpu import AMX_BF16, BF16_FLAGS, has_any, require_any
-from quant.fp32 import KerasVariant, clone_generator, load_generator_from
+from quant.fp32 import KERAS, KerasVariant, clone_generator, load_generator_from
 from quant.registry import VariantSpec, register
 
 MIXED = "mixed_bfloat16"
@@ -37,8 +37,8 @@ def _build(name: str, generator) -> KerasVariant:
 
 def _register(name: str) -> None:
     register(VariantSpec(
-        name, DESCRIPTIONS[name],
-        build=lambda generator, calibration=None: _build(name, generator),
+        name, DESCRIPTIONS[name], KERAS,
+        build=lambda generator, calibration=None, context=None: _build(name, generator),
         load=lambda directory: _build(name, load_generator_from(directory, name)),
         check=lambda: require_any(name, BF16_FLAGS, "AMX-BF16 or AVX512-BF16")))
 

@@ -6,14 +6,15 @@ import argparse
 import shutil
 from pathlib import Path
 
-from gan.cli import energy_range_arg as energy_range
-from gan.cli import positive_int, run_command, seed_int, warn
+from gan.cli import run_command, warn
+from gan.cli_types import energy_range, positive_int, seed
 from gan.data import ShowerFileError
 from gan.outputs import OutputError, check_new_file, check_replaceable, clean_stale, publish_dir, temp_dir, write_marker
 from gan.weights import WeightFileError
 from quant import registry, sensitivity, sensitivity_report
 from quant.base import VariantError, VariantUnavailable, directory_size, read_variant_file, write_variant_file
 from quant.calibration import TRAINING_ENERGY_RANGE_GEV
+from quant.context import BuildContext
 
 ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError, OutputError)
 VARIANT_KIND = "saved variant"
@@ -46,7 +47,8 @@ def cmd_build(args) -> None:
     energies = args.calibration_energy_range or trained_energy_range(args.model)
     warn(extrapolation_warning(args.model, *energies, "calibration energies"))
     generator = load_generator(args.model)
-    variant = registry.build(args.variant, generator, make_calibration(args.calibration_n, args.seed, energies))
+    variant = registry.build(args.variant, generator, make_calibration(args.calibration_n, args.seed, energies),
+                             args.model)
     clean_stale(out)
     tmp = temp_dir(out)
     try:
@@ -113,26 +115,26 @@ def cmd_sensitivity(args) -> None:
         check_new_file(Path(args.out) / f"{stem}{suffix}", args.overwrite)
     generator = load_generator(args.model)
     calibration = make_calibration(args.calibration_n, args.calibration_seed, trained_energy_range(args.model))
-    tolerances, model = None, args.model
-    if args.folded:  # the folded layers, judged with the original model's tolerances
+    context, model = BuildContext.for_model(args.model), args.model
+    if args.folded:  # the folded layers, judged with the original model's requirements (the same context)
         from quant.folded import folded_for
-        from quant.objective import model_tolerances
 
-        tolerances, model = model_tolerances(generator)[0], f"{args.model} (folded)"
-        generator = folded_for(generator).model
-    sweep = sensitivity.run_sweep(generator, calibration, args.precision, args.runtime, model=model,
+        model, generator = f"{args.model} (folded)", folded_for(generator).model
+    sweep = sensitivity.run_sweep(generator, calibration, args.precision, args.runtime, context, model=model,
                                   settings=settings, reverse=not args.no_reverse, cache_dir=args.cache,
-                                  refresh=args.refresh, tolerances=tolerances)
+                                  refresh=args.refresh)
     sections = []
     if args.auto_mixed or args.compare:
         from quant import auto_mixed
 
-        choice = auto_mixed.select(generator, calibration, settings=settings, cache_dir=args.cache,
-                                   tolerances=tolerances)
+        choice = auto_mixed.select(generator, calibration, context, settings=settings, cache_dir=args.cache)
         sections.append("auto-mixed choice\n\n" + "\n".join(f"- {line}" for line in auto_mixed.describe(choice)))
-        if args.compare:
-            sections.append(auto_mixed.format_comparison(auto_mixed.compare(
-                generator, calibration, settings=settings, cache_dir=args.cache)))
+        if args.compare:  # a study of several variants: the study runner's (the layer above quant)
+            from study import compare
+
+            sections.append(compare.format_comparison(compare.compare(
+                args.model, settings=settings, cache_dir=args.cache, calibration_showers=args.calibration_n,
+                calibration_seed=args.calibration_seed)))
     paths = sensitivity_report.write_report(sweep, args.out, stem, sections)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
@@ -146,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("variant")
     b.add_argument("--model", default="default", help="'default', 'cern2017' or a weight-file path")
     b.add_argument("--calibration-n", type=positive_int, default=256, help="calibration samples")
-    b.add_argument("--seed", type=seed_int, default=0, help="calibration seed")
+    b.add_argument("--seed", type=seed, default=0, help="calibration seed")
     b.add_argument("--calibration-energy-range", type=energy_range,
                    help="LOW:HIGH GeV of the calibration energies (default: the model's training range)")
     b.add_argument("--out", required=True, help="folder to save the variant in (new or empty)")
@@ -162,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=positive_int, default=128)
     g.add_argument("--energy-range", type=energy_range, default=TRAINING_ENERGY_RANGE_GEV,
                    help="LOW:HIGH primary energy in GeV, drawn uniformly (default 10:250)")
-    g.add_argument("--seed", type=seed_int, default=1, help="seed of the latent vectors and energies")
+    g.add_argument("--seed", type=seed, default=1, help="seed of the latent vectors and energies")
     g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)
     s = sub.add_parser("sensitivity", help="per-layer precision sweep: which layer breaks the physics (cached)")
@@ -174,10 +176,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bins", type=positive_int, default=SWEEP.bins, help="energy bins over the trained range")
     s.add_argument("--pairs", type=positive_int, default=SWEEP.pairs, help="timing pairs per assignment")
     s.add_argument("--speed-batch", type=positive_int, default=SWEEP.speed_batch, help="showers per timed call")
-    s.add_argument("--seed", type=int, default=SWEEP.seed, help="seed of the latent vectors and energies")
+    s.add_argument("--seed", type=seed, default=SWEEP.seed, help="seed of the latent vectors and energies")
     s.add_argument("--calibration-n", type=positive_int, default=sensitivity.CALIBRATION_N,
                    help="calibration samples (as the validation suite)")
-    s.add_argument("--calibration-seed", type=int, default=sensitivity.CALIBRATION_SEED)
+    s.add_argument("--calibration-seed", type=seed, default=sensitivity.CALIBRATION_SEED)
     s.add_argument("--folded", action="store_true",
                    help="sweep the folded generator's layers (quant.fold; the original model's tolerances)")
     s.add_argument("--batchnorm", action="store_true", help="also sweep BatchNormalization layers (keras only)")

@@ -31,7 +31,8 @@ import numpy as np
 from quant import fold
 from quant.base import OpReport, write_variant_file
 from quant.cpu import BF16_FLAGS, require_any
-from quant.fp32 import WEIGHTS_FILE, KerasVariant, clone_generator, load_generator_from
+from quant.fp32 import KERAS, WEIGHTS_FILE, KerasVariant, clone_generator, load_generator_from
+from quant.openvino import OPENVINO
 from quant.registry import VariantSpec, register
 
 FOLDED, BF16, OV_FP32, OV_BF16, OV_INT8_DENSE, AUTO_MIXED = (
@@ -63,7 +64,7 @@ _MAX_FOLDS = 4
 def folded_for(generator) -> Fold:
     """The checked fold of ``generator`` (a VariantError if it is not exact); cached by its weights."""
     from quant import fp32
-    from quant.objective import weights_sha256
+    from quant.base import weights_sha256
 
     key = weights_sha256(generator)
     if key not in _FOLDS:
@@ -124,17 +125,17 @@ def own_error_note(folded: Fold, generate) -> str:
             f"{result.energy_ratio:.4f} ({result.showers} seeded showers; precision loss, judged by validation)")
 
 
-def build_folded(generator, calibration=None) -> FoldedKerasVariant:
+def build_folded(generator, calibration=None, context=None) -> FoldedKerasVariant:
     return FoldedKerasVariant(FOLDED, generator, lambda name: "float32")
 
 
-def build_bf16(generator, calibration=None) -> FoldedKerasVariant:
+def build_bf16(generator, calibration=None, context=None) -> FoldedKerasVariant:
     require_any(BF16, BF16_FLAGS, BF16_NEEDS)
     notes = ["bf16 kernels: AMX where the CPU has it, else AVX512-BF16 (oneDNN)"]
     return FoldedKerasVariant(BF16, generator, lambda name: "float32" if name == OUTPUT_LAYER else MIXED, notes)
 
 
-def build_openvino(generator, calibration=None, name: str = OV_FP32):
+def build_openvino(generator, calibration=None, context=None, name: str = OV_FP32):
     """The folded graph on OpenVINO as variant ``name``; its f32 export is checked against the original before any
     precision is applied."""
     from quant import openvino
@@ -170,13 +171,12 @@ def _int8_dense_weights(folded):
     return openvino.OpenVINOGenerator(OV_INT8_DENSE, model, info)
 
 
-def build_auto_mixed(generator, calibration):
+def build_auto_mixed(generator, calibration, context=None):
+    """auto-mixed on the folded layers, judged with the original model's requirements (``context``'s)."""
     from quant import auto_mixed
-    from quant.objective import model_tolerances
 
     folded = folded_for(generator)
-    variant = auto_mixed.build(folded.model, calibration, tolerances=model_tolerances(generator)[0],
-                               name=AUTO_MIXED)
+    variant = auto_mixed.build(folded.model, calibration, context, name=AUTO_MIXED)
     variant.inner.info["report_notes"] = fold_notes(generator, folded)
     return variant
 
@@ -186,11 +186,9 @@ def cached_sweep(model: str, precision: str = "int8", runtime: str = "openvino")
     ``folded-auto-mixed`` build made it), or None: never measures."""
     from gan.pretrained import load_generator
     from quant import sensitivity
-    from quant.objective import model_tolerances
 
     generator = load_generator(model)
-    sweep = sensitivity.cached_results(model, precision, runtime, generator=folded_for(generator).model,
-                                       tolerances=model_tolerances(generator)[0])
+    sweep = sensitivity.cached_results(model, precision, runtime, generator=folded_for(generator).model)
     if sweep is not None:
         sweep.model = f"{model} (folded)"
     return sweep
@@ -227,17 +225,17 @@ def _bf16_check() -> None:
 
 
 register(VariantSpec(FOLDED, "exact rewrite (dense_1+conv3d_1 merged, sub-pixel conv2/conv3), Keras float32",
-                     build_folded, _load_keras(FOLDED, build_folded)))
-register(VariantSpec(BF16, "folded generator in Keras mixed_bfloat16 (output float32)", build_bf16,
+                     KERAS, build_folded, _load_keras(FOLDED, build_folded)))
+register(VariantSpec(BF16, "folded generator in Keras mixed_bfloat16 (output float32)", KERAS, build_bf16,
                      _load_keras(BF16, build_bf16), _bf16_check))
-register(VariantSpec(OV_FP32, "folded generator on OpenVINO, inference precision f32", build_openvino,
+register(VariantSpec(OV_FP32, "folded generator on OpenVINO, inference precision f32", OPENVINO, build_openvino,
                      _load_openvino(OV_FP32), _requires(OV_FP32, "openvino")))
-register(VariantSpec(OV_BF16, "folded generator on OpenVINO, inference precision bf16",
+register(VariantSpec(OV_BF16, "folded generator on OpenVINO, inference precision bf16", OPENVINO,
                      functools.partial(build_openvino, name=OV_BF16), _load_openvino(OV_BF16),
                      _requires(OV_BF16, "openvino", bf16=True)))
 register(VariantSpec(OV_INT8_DENSE, "folded generator on OpenVINO f32, merged Dense weights int8 (weight-only)",
-                     functools.partial(build_openvino, name=OV_INT8_DENSE), _load_openvino(OV_INT8_DENSE),
+                     OPENVINO, functools.partial(build_openvino, name=OV_INT8_DENSE), _load_openvino(OV_INT8_DENSE),
                      _requires(OV_INT8_DENSE, "openvino", "nncf")))
 register(VariantSpec(AUTO_MIXED, "auto-mixed (per-layer int8/bf16/fp32 on OpenVINO) on the folded layers",
-                     build_auto_mixed, _load_auto_mixed, _requires(AUTO_MIXED, "openvino", "nncf"),
+                     OPENVINO, build_auto_mixed, _load_auto_mixed, _requires(AUTO_MIXED, "openvino", "nncf"),
                      slow_build=True))

@@ -14,7 +14,7 @@ import numpy as np
 
 from gan.model import LATENT_SIZE, SHOWER_SHAPE, latent_input
 from quant.base import OpPrecision, OpReport, VariantError, read_variant_file, write_variant_file
-from quant.registry import VariantSpec, register
+from quant.registry import Family, VariantSpec, register, register_family
 
 WEIGHTS_FILE = "generator.h5"
 BATCH_SIZE = 128  # showers per call of the traced graph
@@ -83,8 +83,61 @@ def load_generator_from(directory, name: str):
     return load_generator(str(directory / WEIGHTS_FILE))
 
 
-def build(generator, calibration=None) -> KerasVariant:
-    """The FP32 reference; ``calibration`` is not needed."""
+def set_tensorflow_threads(threads: int) -> str:
+    """Ask TensorFlow for ``threads`` intra-op and inter-op threads; say what it got (TF fixes them at its first
+    op: a process that already ran TensorFlow keeps its own)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return "not installed"
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TF's runtime already started in this process
+        pass
+    intra, inter = (tf.config.threading.get_intra_op_parallelism_threads(),
+                    tf.config.threading.get_inter_op_parallelism_threads())
+    if intra == threads == inter:
+        return f"intra-op {intra}, inter-op {inter}"
+    return (f"intra-op {intra or 'default'}, inter-op {inter or 'default'}: NOT the requested {threads} "
+            "(TensorFlow was initialized before)")
+
+
+# the Keras per-layer builder, named in the sensitivity cache key (change it when the build changes)
+PER_LAYER_BUILDER = "quant.fp32.clone_generator, glue follows (1)"
+
+
+def build_per_layer(generator, calibration, assignment):
+    """A Keras generator with bf16 or fp32 per layer (``assignment``; the rest follows
+    :func:`quant.sensitivity.full_assignment`), output float32: the sensitivity sweep's Keras runtime."""
+    from quant.base import VariantUnavailable
+    from quant.sensitivity import FP32, MIXED_BF16, MIXED_NAME, full_assignment
+
+    bad = sorted({p for p in assignment.values() if p not in ("bf16", FP32)})
+    if bad:
+        raise VariantUnavailable("keras", f"per-layer {', '.join(bad)} is not available in Keras (bf16 only)")
+    full = full_assignment(generator, assignment)
+    last = generator.layers[-1].name  # float32 output, as the bf16 variants
+    model = clone_generator(generator, lambda name: MIXED_BF16 if full.get(name) == "bf16" and name != last
+                            else "float32")
+    return KerasVariant(MIXED_NAME, model, "Keras dtype policy per layer")
+
+
+def per_layer_runtime():
+    """Per-layer bf16 through Keras dtype policies (needs bf16 instructions)."""
+    from quant.cpu import BF16_FLAGS, require_any
+    from quant.sensitivity import Runtime, require_modules
+
+    require_modules("keras", "tensorflow")
+    require_any("keras bf16", BF16_FLAGS, "AMX-BF16 or AVX512-BF16")
+    return Runtime("keras", ("bf16",), build_per_layer, builder=PER_LAYER_BUILDER)
+
+
+KERAS = register_family(Family("keras", ("tensorflow", "keras"), set_tensorflow_threads, per_layer_runtime))
+
+
+def build(generator, calibration=None, context=None) -> KerasVariant:
+    """The FP32 reference; ``calibration`` and ``context`` are not needed."""
     model = clone_generator(generator, lambda name: "float32")
     return KerasVariant("fp32", model, "Keras graph (all layers float32)")
 
@@ -93,4 +146,4 @@ def load(directory) -> KerasVariant:
     return build(load_generator_from(directory, "fp32"))
 
 
-register(VariantSpec("fp32", "reference: Keras generator in float32 as one tf.function (oneDNN)", build, load))
+register(VariantSpec("fp32", "reference: Keras generator in float32 as one tf.function (oneDNN)", KERAS, build, load))

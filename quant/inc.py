@@ -34,7 +34,7 @@ import numpy as np
 from gan.model import SHOWER_SHAPE, latent_input
 from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
 from quant.calibration import Calibration
-from quant.registry import VariantSpec, register
+from quant.registry import Family, VariantSpec, register, register_family
 
 NAME = "inc-int8"
 MIXED_NAME = "inc-int8-bf16"
@@ -57,6 +57,17 @@ NO_INT8_CONV3D = "stock TensorFlow has no quantized Conv3D kernel, INC leaves it
 FP32_HEAD = ("conv3d_3", "conv3d_4")
 NEEDS_ITEX = "needs the itex environment: tox -e itex (intel-extension-for-tensorflow runs INC's int8 Conv3D)"
 QUIET_LOGGERS = ("neural_compressor", "tensorflow")
+
+
+def _set_threads(threads: int) -> str:
+    from quant.fp32 import set_tensorflow_threads
+
+    return "TensorFlow graph: " + set_tensorflow_threads(threads)
+
+
+INC = register_family(Family(
+    "inc", ("tensorflow", "neural_compressor", "intel_extension_for_tensorflow"), _set_threads,
+    no_per_layer="INC on stock TensorFlow quantizes only the Dense layer (no per-layer Conv3D control)"))
 
 
 def check(name: str = NAME) -> None:
@@ -289,7 +300,7 @@ def frozen_layers(generator, *layer_sets):
     return graph_def, input_name, output_name, layers, compute_nodes(graph_def, layers)
 
 
-def build(generator, calibration: Calibration, per_channel: bool = False, fp32_layers=(), bf16_layers=(),
+def build(generator, calibration: Calibration, context=None, per_channel: bool = False, fp32_layers=(), bf16_layers=(),
           name: str = NAME) -> IncVariant:
     """INC static INT8 of the frozen ``generator``; ``fp32_layers`` (Keras layer names) stay unquantized,
     ``bf16_layers`` too and run in bfloat16 instead.
@@ -310,7 +321,7 @@ def build(generator, calibration: Calibration, per_channel: bool = False, fp32_l
     return IncVariant(quantized, info, name)
 
 
-def build_mixed(generator, calibration: Calibration) -> IncVariant:
+def build_mixed(generator, calibration: Calibration, context=None) -> IncVariant:
     """``inc-int8-bf16``: INT8 with :data:`FP32_HEAD` in bfloat16 (ITEX only, see :func:`check_mixed`)."""
     return build(generator, calibration, bf16_layers=FP32_HEAD, name=MIXED_NAME)
 
@@ -339,7 +350,7 @@ def load_mixed(directory) -> IncVariant:
     return load(directory, MIXED_NAME)
 
 
-register(VariantSpec(NAME, "Intel Neural Compressor static INT8 (stock TF: dense_1 int8, Conv3D fp32)",
+register(VariantSpec(NAME, "Intel Neural Compressor static INT8 (stock TF: dense_1 int8, Conv3D fp32)", INC,
                      build, load, check))
 register(VariantSpec(MIXED_NAME, f"INC INT8 with {' and '.join(FP32_HEAD)} in bf16 (legacy ITEX stack only)",
-                     build_mixed, load_mixed, check_mixed))
+                     INC, build_mixed, load_mixed, check_mixed))

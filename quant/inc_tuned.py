@@ -31,9 +31,11 @@ import numpy as np
 from gan.model import generate as keras_generate
 from quant.base import VariantError
 from quant.calibration import Calibration
+from quant.context import QUICK_SHOWERS, as_context
 from quant.inc import (
     BATCH_SIZE,
     GRANULARITY,
+    INC,
     IncVariant,
     _calibration_inputs,
     calibration_loader,
@@ -43,7 +45,7 @@ from quant.inc import (
     load,
     quant_config,
 )
-from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective, model_tolerances
+from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective
 from quant.registry import VariantSpec, register
 
 NAME = "inc-int8-tuned"
@@ -190,17 +192,22 @@ class TunedIncVariant(IncVariant):
         return notes
 
 
-def build(generator, calibration: Calibration, per_channel: bool = False, seed: int = DEFAULT_SEED,
-          showers: int = OBJECTIVE_SHOWERS) -> TunedIncVariant:
-    """INC INT8 of ``generator`` tuned on ``showers`` seeded showers (``seed``) over the calibration's energies."""
+def build(generator, calibration: Calibration, context=None, per_channel: bool = False, seed: int = DEFAULT_SEED,
+          showers: int | None = None) -> TunedIncVariant:
+    """INC INT8 of ``generator`` tuned on ``showers`` seeded showers (``seed``; default
+    :data:`OBJECTIVE_SHOWERS`, a quick context :data:`~quant.context.QUICK_SHOWERS`) over the energy range of
+    ``context`` (:class:`~quant.context.BuildContext` or model name; None: a weight file), against its
+    requirements."""
     from quant.inc_graph import op_precisions
 
+    context = as_context(context)
+    showers = showers or (QUICK_SHOWERS if context.quick else OBJECTIVE_SHOWERS)
     inputs = _calibration_inputs(calibration)
     graph_def, input_name, output_name, layers, nodes = frozen_layers(generator)
-    energy_range = (float(np.floor(calibration.energy.min())), float(np.ceil(calibration.energy.max())))
-    tolerances, tolerance_source = model_tolerances(generator)
+    energy_range = tuple(context.energy_range_gev)
     objective = PhysicsObjective.for_generator(lambda z, e: keras_generate(generator, z, e), energy_range,
-                                               n=showers, seed=seed, bins=OBJECTIVE_BINS, tolerances=tolerances)
+                                               n=showers, seed=seed, bins=OBJECTIVE_BINS,
+                                               tolerances=context.tolerances)
     scorer = _Scorer(objective, input_name, output_name, layers)
     tuned, picked, trials, baseline = tune(graph_def, nodes, scorer, inputs, per_channel)
     quantizable = trials[0]["int8"]  # what INC put in int8 with nothing excluded
@@ -209,7 +216,7 @@ def build(generator, calibration: Calibration, per_channel: bool = False, seed: 
             "weight_granularity": GRANULARITY[per_channel],
             "fp32_layers": [layer for layer in quantizable if layer not in int8],  # the fallbacks
             "tuning": {"objective": {"showers": showers, "seed": seed, "energy_range_gev": list(energy_range),
-                                     "bins": OBJECTIVE_BINS, "tolerances": tolerance_source},
+                                     "bins": OBJECTIVE_BINS, "tolerances": context.tolerance_source},
                        "baseline": round(baseline, 4), "accepted": picked["accepted"],
                        "picked_trial": trials.index(picked) + 1, "trials": trials}}
     return TunedIncVariant(tuned, info, NAME)
@@ -219,5 +226,5 @@ def load_tuned(directory) -> TunedIncVariant:
     return load(directory, NAME, TunedIncVariant)
 
 
-register(VariantSpec(NAME, "INC INT8 with accuracy-driven fallback to fp32 (physics objective as eval_fn)",
+register(VariantSpec(NAME, "INC INT8 with accuracy-driven fallback to fp32 (physics objective as eval_fn)", INC,
                      build, load_tuned, lambda: check(NAME), slow_build=True))

@@ -4,19 +4,17 @@ A candidate generator is scored on seeded inputs against the FP32 generator's ow
 every paired observable of :func:`gan.paired.paired_shifts` per energy bin, divided by its physics requirement
 from ``verdict/requirements.toml`` (the strictest over the model's energy bins, as the objective bins its own
 energy range). The worst of these ratios says how far the candidate is from failing validation (<= 1: it would
-pass, up to the suite's statistics). ``score = 1 / (1 + worst ratio)`` is the higher-is-better form tuners want: 1 for FP32
-itself, :data:`ACCEPT_SCORE` (0.5) exactly at the tolerance, so "tolerable loss 0.5, absolute" means "inside the
-tolerance table". The paper's accuracy metric (moment + profile error vs the FP32 output) is reported alongside.
+pass, up to the suite's statistics). ``score = 1 / (1 + worst ratio)`` is the higher-is-better form tuners want:
+1 for FP32 itself, :data:`ACCEPT_SCORE` (0.5) exactly at the tolerance, so "tolerable loss 0.5, absolute" means
+"inside the tolerance table". The paper's accuracy metric (moment + profile error vs the FP32 output) is reported
+alongside.
 
-Requirements are per model and energy bin. A builder sees only a generator, so :func:`model_tolerances`
-identifies the model by its weight arrays; other weights get the strictest requirement of each observable over
-the table's models.
+Requirements are per model and energy bin. A builder gets them from its :class:`~quant.context.BuildContext`
+(:func:`model_requirements` of a named model; :func:`strictest_tolerances` for a weight file of no named model).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -39,7 +37,8 @@ DEFAULT_SHOWERS = 512
 DEFAULT_SEED = 4242
 
 
-def _requirements(model: str) -> dict[str, float]:
+def model_requirements(model: str) -> dict[str, float]:
+    """Observable -> the paired requirement of named ``model``, strictest over its energy bins."""
     from verdict import requirements
 
     return {k: v for k, v in requirements.load(model).strictest().items() if k not in EXCLUDED}
@@ -52,54 +51,8 @@ def strictest_tolerances(models=None) -> dict[str, float]:
     models = sorted(requirements.load_table().get("requirement", {})) if models is None else models
     if not models:
         raise KeyError("the requirement table has no models")
-    per_model = [_requirements(model) for model in models]
+    per_model = [model_requirements(model) for model in models]
     return {name: min(t[name] for t in per_model) for name in per_model[0]}
-
-
-def array_sha256(*arrays) -> str:
-    """sha256 of numpy arrays, dtype and shape included."""
-    digest = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        digest.update(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()
-
-
-def weights_sha256(generator) -> str:
-    """sha256 of a generator's weight arrays: its identity however it was loaded."""
-    return array_sha256(*generator.get_weights())
-
-
-@functools.cache
-def _named_weights_sha256(model: str) -> str | None:
-    """:func:`weights_sha256` of a named model, if its weights are here."""
-    from gan.pretrained import load_generator, resolve_weights
-    from gan.weights import WeightFileError
-
-    try:
-        if not resolve_weights(model).is_file():
-            return None
-        return weights_sha256(load_generator(model))
-    except WeightFileError:
-        return None
-
-
-def identify_model(generator) -> str | None:
-    """The named model (gan.pretrained.MODEL_NAMES) whose weights ``generator`` carries, or None."""
-    from gan.pretrained import MODEL_NAMES
-
-    digest = weights_sha256(generator)
-    return next((m for m in MODEL_NAMES if _named_weights_sha256(m) == digest), None)
-
-
-def model_tolerances(generator) -> tuple[dict[str, float], str]:
-    """The paired requirements of the model ``generator`` is (strictest over its energy bins), else the strictest
-    of the table; and which it was."""
-    model = identify_model(generator)
-    if model is None:
-        return strictest_tolerances(), "requirements: strictest of the requirement table (weights of no named model)"
-    return _requirements(model), f"requirements: the requirement table's '{model}' ones (strictest bin)"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from gan.model import SHOWER_SHAPE, latent_input
 from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
 from quant.calibration import Calibration
 from quant.cpu import BF16_FLAGS, require_any
-from quant.registry import VariantSpec, register
+from quant.registry import Family, VariantSpec, register, register_family
 
 FP32, INT8, MIXED, INT8_BF16 = "openvino-fp32", "openvino-int8", "openvino-mixed", "int8+bf16"
 DEVICE = "CPU"
@@ -64,6 +64,50 @@ def _core():
     import openvino as ov
 
     return ov.Core()
+
+
+def set_threads(threads: int) -> str:
+    """``INFERENCE_NUM_THREADS`` of the Core every OpenVINO variant compiles with (models compiled from now on)."""
+    try:
+        core = _core()  # the Core every OpenVINO variant compiles with
+        core.set_property(DEVICE, {"INFERENCE_NUM_THREADS": threads})
+        return f"INFERENCE_NUM_THREADS {core.get_property(DEVICE, 'INFERENCE_NUM_THREADS')}"
+    except ImportError:
+        return "not installed"
+    except Exception as exc:  # an OpenVINO without this property: say so rather than fail the run
+        return f"not set ({type(exc).__name__}: {exc})"
+
+
+# the OpenVINO per-layer builder, named in the sensitivity cache key (change it when the build changes)
+PER_LAYER_BUILDER = "quant.openvino.build_mixed, glue follows (1)"
+
+
+def build_per_layer(generator, calibration, assignment: Mapping[str, str]):
+    """:func:`build_mixed` of ``assignment`` (the rest follows :func:`quant.sensitivity.full_assignment`): the
+    sensitivity sweep's OpenVINO runtime."""
+    import logging
+
+    import nncf
+
+    from quant.sensitivity import MIXED_NAME, full_assignment
+
+    nncf.set_log_level(logging.WARNING)
+    return build_mixed(generator, calibration, full_assignment(generator, assignment), name=MIXED_NAME)
+
+
+def per_layer_runtime():
+    """Per-layer int8 (NNCF ignored scope) and bf16 (where the CPU has it) on OpenVINO."""
+    from quant.cpu import has_any
+    from quant.sensitivity import Runtime, require_modules
+
+    require_modules("openvino", "openvino", "nncf")
+    if has_any(BF16_FLAGS):
+        return Runtime("openvino", ("int8", "bf16"), build_per_layer, builder=PER_LAYER_BUILDER)
+    return Runtime("openvino", ("int8",), build_per_layer, builder=PER_LAYER_BUILDER,
+                   note="no bf16: the CPU has neither AMX-BF16 nor AVX512-BF16")
+
+
+OPENVINO = register_family(Family("openvino", ("openvino", "nncf"), set_threads, per_layer_runtime))
 
 
 class OpenVINOGenerator:
@@ -194,14 +238,14 @@ def quantize(model, calibration: Calibration, fp32_layers=()):
                          subset_size=len(calibration), ignored_scope=ignored)
 
 
-def build_fp32(generator, calibration=None) -> OpenVINOGenerator:
+def build_fp32(generator, calibration=None, context=None) -> OpenVINOGenerator:
     """The Keras generator as an OpenVINO FP32 model (calibration unused)."""
     from quant.openvino_graph import build_model
 
     return OpenVINOGenerator(FP32, build_model(generator), {"inference_precision": INFERENCE_PRECISION})
 
 
-def build_int8(generator, calibration: Calibration, fp32_layers=()) -> OpenVINOGenerator:
+def build_int8(generator, calibration: Calibration, context=None, fp32_layers=()) -> OpenVINOGenerator:
     """NNCF INT8 of the OpenVINO generator, calibrated on ``calibration``."""
     from quant.openvino_graph import build_model
 
@@ -278,7 +322,7 @@ def build_mixed(generator, calibration: Calibration | None, precisions: Mapping[
     return OpenVINOGenerator(name, model, info)
 
 
-def build_int8_bf16(generator, calibration: Calibration) -> OpenVINOGenerator:
+def build_int8_bf16(generator, calibration: Calibration, context=None) -> OpenVINOGenerator:
     """``int8+bf16``: :data:`SAFE_MIX` INT8, every other layer bf16."""
     return build_mixed(generator, calibration, SAFE_MIX, INT8_BF16, default="bf16")
 
@@ -297,10 +341,11 @@ def load(directory, name: str | None = None) -> OpenVINOGenerator:
     return OpenVINOGenerator(variant, _core().read_model(str(xml)), info)
 
 
-register(VariantSpec(FP32, "OpenVINO FP32 (opset-built graph, inference precision f32)", build_fp32,
+register(VariantSpec(FP32, "OpenVINO FP32 (opset-built graph, inference precision f32)", OPENVINO, build_fp32,
                      functools.partial(load, name=FP32), requires(FP32, "openvino")))
-register(VariantSpec(INT8, "OpenVINO + NNCF post-training INT8 (all Dense/Conv3D int8, rest f32)", build_int8,
+register(VariantSpec(INT8, "OpenVINO + NNCF post-training INT8 (all Dense/Conv3D int8, rest f32)", OPENVINO,
+                     build_int8,
                      functools.partial(load, name=INT8), requires(INT8, "openvino", "nncf")))
 register(VariantSpec(INT8_BF16, "OpenVINO mixed: dense_1, conv3d_1, conv3d_2 INT8 (NNCF), every other layer bf16",
-                     build_int8_bf16, functools.partial(load, name=INT8_BF16),
+                     OPENVINO, build_int8_bf16, functools.partial(load, name=INT8_BF16),
                      requires(INT8_BF16, "openvino", "nncf", bf16=True)))

@@ -24,11 +24,13 @@ import numpy as np
 
 from quant.base import VariantError
 from quant.calibration import Calibration
-from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective, model_tolerances
+from quant.context import QUICK_SHOWERS, as_context
+from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective
 from quant.openvino import (
     INFERENCE_PRECISION,
     INT8_LAYERS,
     NNCF_PRESET,
+    OPENVINO,
     OpenVINOGenerator,
     build_fp32,
     check_calibration,
@@ -109,21 +111,24 @@ class PhysicsValidation:
         return evaluation.score, per_item
 
 
-def build_tuned(generator, calibration: Calibration, showers: int = VALIDATION_SHOWERS, seed: int = DEFAULT_SEED,
-                max_drop: float = MAX_DROP) -> OpenVINOGenerator:
-    """NNCF INT8 with accuracy control on the physics objective (inputs over the Calibration's energy range)."""
+def build_tuned(generator, calibration: Calibration, context=None, showers: int | None = None,
+                seed: int = DEFAULT_SEED, max_drop: float = MAX_DROP) -> OpenVINOGenerator:
+    """NNCF INT8 with accuracy control on the physics objective: ``showers`` inputs (default
+    :data:`VALIDATION_SHOWERS`, a quick context :data:`~quant.context.QUICK_SHOWERS`) over the energy range of
+    ``context`` (:class:`~quant.context.BuildContext` or model name; None: a weight file), its requirements."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     from quant.openvino_graph import build_model
 
+    context = as_context(context)
+    showers = showers or (QUICK_SHOWERS if context.quick else VALIDATION_SHOWERS)
     calibration = check_calibration(calibration)
-    energy_range = (float(calibration.energy.min()), float(calibration.energy.max()))
+    energy_range = tuple(context.energy_range_gev)
     if not energy_range[1] > energy_range[0]:
-        raise VariantError("the calibration energies must span a range to draw validation inputs over")
-    tolerances, tolerance_source = model_tolerances(generator)
+        raise VariantError(f"the energy range {energy_range} must span a range to draw validation inputs over")
     validation = PhysicsValidation(build_fp32(generator).generate, energy_range, showers, seed,
-                                   tolerances=tolerances)
+                                   tolerances=context.tolerances)
     trials, logger, start = _Trials(), logging.getLogger("nncf"), time.perf_counter()
     level = logger.level
     logger.addHandler(trials)
@@ -145,7 +150,8 @@ def build_tuned(generator, calibration: Calibration, showers: int = VALIDATION_S
     final = validation.objective.evaluate_generator(variant.generate)
     tuning = {"seconds": round(seconds, 1), "validations": validation.validations,
               "quantized_score": trials.quantized_score, "trials": trials.trials,
-              "final_score": round(final.score, 4), "final_worst": final.worst, "tolerances": tolerance_source}
+              "final_score": round(final.score, 4), "final_worst": final.worst,
+              "tolerances": context.tolerance_source}
     fallback = [layer for layer, p in executed.items() if p != "int8"]
     variant.info.update(
         nncf_preset=NNCF_PRESET.lower(), calibration_samples=len(calibration), validation_showers=showers,
@@ -165,5 +171,5 @@ def _notes(fallback: list[str], tuning: dict, max_drop: float) -> list[str]:
 
 
 register(VariantSpec(TUNED, "OpenVINO + NNCF INT8 with accuracy control on the physics objective (FP32 fallbacks)",
-                     build_tuned, functools.partial(load, name=TUNED), requires(TUNED, "openvino", "nncf"),
+                     OPENVINO, build_tuned, functools.partial(load, name=TUNED), requires(TUNED, "openvino", "nncf"),
                      slow_build=True))

@@ -9,17 +9,18 @@ table; plus the paper's accuracy metric) and timed against the same runtime's al
 :func:`quant.speed.paired_speedup` (rough on a shared CPU). Activation range statistics of each layer's input
 (:mod:`quant.activations`) say why a layer is fragile.
 
-Runtimes with per-layer control (:func:`get_runtime`): ``openvino`` (:func:`quant.openvino.build_mixed`: int8
-per layer through NNCF's ignored scope, bf16 per layer through the bf16 hint with f32 layers kept f32) and
-``keras`` (bf16 per layer through Keras dtype policies). BatchNormalization can be swept for bf16 on both. Int8
-and bf16 in one model exist only on OpenVINO. TensorFlow Lite and INC have no per-layer control: asking for them
-is a clear :class:`~quant.base.VariantUnavailable`.
+Runtimes with per-layer control (:func:`get_runtime`) are declared by their variant family
+(:class:`quant.registry.Family`, ``per_layer``): ``openvino`` (:func:`quant.openvino.build_mixed`: int8 per layer
+through NNCF's ignored scope, bf16 per layer through the bf16 hint with f32 layers kept f32) and ``keras`` (bf16
+per layer through Keras dtype policies). BatchNormalization can be swept for bf16 on both. Int8 and bf16 in one
+model exist only on OpenVINO. A family without per-layer control (TensorFlow Lite, INC) says why, as a clear
+:class:`~quant.base.VariantUnavailable`.
 
 Results are cached as JSON under ``$CALOGAN_CACHE/sensitivity`` (or ``cache_dir``), keyed by the sha256 of the
 generator's weights and of the calibration inputs, the runtime and its builder, the target, the tolerances and
 the sample settings, so the report and the ``auto-mixed`` build reuse a sweep instead of redoing it.
 
-    sweep = run_sweep(generator, calibration, "int8", "openvino", model="cern2017")
+    sweep = run_sweep(generator, calibration, "int8", "openvino", BuildContext.for_model("cern2017"))
     cached_results("cern2017", "int8")            # the cached sweep of the CLI's defaults, or None
 
 The table, figure and report files are :mod:`quant.sensitivity_report`.
@@ -40,8 +41,9 @@ import numpy as np
 
 from gan.outputs import write_json_atomic
 from quant.activations import COMPUTE, WEIGHTED, ActivationStats
-from quant.base import VariantError, VariantUnavailable
-from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, array_sha256, model_tolerances, weights_sha256
+from quant.base import VariantError, VariantUnavailable, array_sha256, weights_sha256
+from quant.context import BuildContext, as_context
+from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS
 
 FP32 = "fp32"
 TARGETS = ("int8", "bf16")
@@ -50,18 +52,12 @@ NO_LAYER, ALL_LAYERS = "(none)", "(all)"
 DEFAULT_BINS = 4
 DEFAULT_PAIRS = 5  # speed: interleaved timing pairs per assignment
 SPEED_BATCH = 32  # speed: showers per timed call
-CALIBRATION_N, CALIBRATION_SEED = 64, 0  # as the validation suite builds variants (validation/settings.toml)
-ENERGY_ROUNDING_GEV = 10.0  # the objective's energy range: the calibration's, rounded out to 10 GeV
+CALIBRATION_N, CALIBRATION_SEED = 64, 0  # as the validation suite builds variants (study/settings.toml)
 SCHEMA = 1  # bump when the cached JSON changes meaning
 CACHE_SUBDIR = "sensitivity"
 MIXED_NAME = "sensitivity-mixed"
 MIXED_BF16 = "mixed_bfloat16"
-BUILDERS = {"openvino": "quant.openvino.build_mixed, glue follows (1)",  # cache key: change when the build changes
-            "keras": "quant.fp32.clone_generator, glue follows (1)"}
-NO_PER_LAYER_CONTROL = {
-    "tflite": "TensorFlow Lite converts the whole model at once (no per-layer precision control)",
-    "inc": "INC on stock TensorFlow quantizes only the Dense layer (no per-layer Conv3D control)",
-}
+QUICK_LAYERS = 1  # a quick build's sweep (BuildContext.quick): the first layer only
 
 
 # ------------------------------------------------------------------ runtimes with per-layer control
@@ -113,62 +109,26 @@ def full_assignment(generator, assignment: Mapping[str, str]) -> dict[str, str]:
     return full
 
 
-def _quiet_nncf() -> None:
-    import logging
-
-    import nncf
-
-    nncf.set_log_level(logging.WARNING)
-
-
-def _build_openvino(generator, calibration, assignment: Mapping[str, str]):
-    from quant import openvino
-
-    _quiet_nncf()
-    return openvino.build_mixed(generator, calibration, full_assignment(generator, assignment), name=MIXED_NAME)
-
-
-def _build_keras(generator, calibration, assignment: Mapping[str, str]):
-    from quant.fp32 import KerasVariant, clone_generator
-
-    bad = sorted({p for p in assignment.values() if p not in ("bf16", FP32)})
-    if bad:
-        raise VariantUnavailable("keras", f"per-layer {', '.join(bad)} is not available in Keras (bf16 only)")
-    full = full_assignment(generator, assignment)
-    last = generator.layers[-1].name  # float32 output, as the bf16 variants
-    model = clone_generator(generator, lambda name: MIXED_BF16 if full.get(name) == "bf16" and name != last
-                            else "float32")
-    return KerasVariant(MIXED_NAME, model, "Keras dtype policy per layer")
-
-
-def _require(runtime: str, *modules: str) -> None:
+def require_modules(runtime: str, *modules: str) -> None:
+    """VariantUnavailable (for ``runtime``) unless every module in ``modules`` can be imported."""
     for module in modules:
         if importlib.util.find_spec(module) is None:
             raise VariantUnavailable(runtime, f"{module} not installed")
 
 
 def get_runtime(name: str) -> Runtime:
-    """The runtime ``name`` ('openvino' or 'keras'); VariantUnavailable where it cannot run or lacks control."""
-    from quant.cpu import BF16_FLAGS, has_any, require_any
+    """The per-layer runtime of variant family ``name`` (e.g. 'openvino', 'keras'); VariantUnavailable where it
+    cannot run here or has no per-layer control."""
+    from quant import registry
 
-    if name in NO_PER_LAYER_CONTROL:
-        raise VariantUnavailable(name, NO_PER_LAYER_CONTROL[name])
-    if name == "openvino":
-        _require(name, "openvino", "nncf")
-        from quant import openvino
-
-        if not hasattr(openvino, "build_mixed"):
-            raise VariantUnavailable(name, "per-layer precision needs quant.openvino.build_mixed")
-        if has_any(BF16_FLAGS):
-            return Runtime(name, ("int8", "bf16"), _build_openvino, builder=BUILDERS[name])
-        return Runtime(name, ("int8",), _build_openvino, builder=BUILDERS[name],
-                       note="no bf16: the CPU has neither AMX-BF16 nor AVX512-BF16")
-    if name == "keras":
-        _require(name, "tensorflow")
-        require_any("keras bf16", BF16_FLAGS, "AMX-BF16 or AVX512-BF16")
-        return Runtime(name, ("bf16",), _build_keras, builder=BUILDERS[name])
-    known = ", ".join(["openvino", "keras", *NO_PER_LAYER_CONTROL])
-    raise VariantError(f"unknown runtime '{name}'; known runtimes: {known}")
+    families = registry.families()
+    if name not in families:
+        known = ", ".join(f for f, family in families.items() if family.per_layer)
+        raise VariantError(f"unknown runtime '{name}'; runtimes with per-layer control: {known}")
+    family = families[name]
+    if family.per_layer is None:
+        raise VariantUnavailable(name, family.no_per_layer or "no per-layer precision control")
+    return family.per_layer()
 
 
 # ------------------------------------------------------------------ results
@@ -278,13 +238,6 @@ def calibration_sha256(calibration) -> str:
     return array_sha256(calibration.z, calibration.energy)
 
 
-def energy_range_of(calibration) -> tuple[float, float]:
-    """The calibration energies' range rounded out to 10 GeV: the trained range they were drawn from."""
-    step = ENERGY_ROUNDING_GEV
-    return (float(math.floor(calibration.energy.min() / step) * step),
-            float(math.ceil(calibration.energy.max() / step) * step))
-
-
 def default_cache_dir() -> Path:
     from gan.pretrained import cache_dir
 
@@ -292,11 +245,13 @@ def default_cache_dir() -> Path:
 
 
 def sweep_key(weights: str, calibration: str, runtime: Runtime, precision: str, energy_range,
-              tolerances: Mapping[str, float], settings: SweepSettings) -> dict:
-    return {"schema": SCHEMA, "weights_sha256": weights, "calibration_sha256": calibration,
-            "runtime": runtime.name, "builder": runtime.builder, "precision": precision,
-            "energy_range_gev": [float(e) for e in energy_range],
-            "tolerances": {k: float(v) for k, v in sorted(tolerances.items())}, **asdict(settings)}
+              tolerances: Mapping[str, float], settings: SweepSettings, layers=None) -> dict:
+    """The cache key; ``layers``: the swept layers where not all of them (a quick build's), else left out."""
+    key = {"schema": SCHEMA, "weights_sha256": weights, "calibration_sha256": calibration,
+           "runtime": runtime.name, "builder": runtime.builder, "precision": precision,
+           "energy_range_gev": [float(e) for e in energy_range],
+           "tolerances": {k: float(v) for k, v in sorted(tolerances.items())}, **asdict(settings)}
+    return key if layers is None else key | {"layers": list(layers)}
 
 
 def key_digest(key: Mapping) -> str:
@@ -389,16 +344,19 @@ def _describe(r: LayerResult) -> str:
             f"speed-up {r.speedup:.2f}x")
 
 
-def run_sweep(generator, calibration, precision: str, runtime: str | Runtime = "openvino", *, model: str = "",
-              settings: SweepSettings = SweepSettings(), reverse: bool = True, activations: bool = True,
-              cache_dir=None, use_cache: bool = True, refresh: bool = False, tolerances=None,
-              reference: Callable | None = None, objective: Callable | None = None,
+def run_sweep(generator, calibration, precision: str, runtime: str | Runtime = "openvino", context=None, *,
+              model: str = "", settings: SweepSettings = SweepSettings(), reverse: bool = True,
+              activations: bool = True, cache_dir=None, use_cache: bool = True, refresh: bool = False,
+              layers=None, reference: Callable | None = None, objective: Callable | None = None,
               log: Callable[[str], None] = _log) -> Sweep:
     """The solo (and reverse) sweep of ``precision`` on ``runtime`` for ``generator``; cached.
 
+    ``context``: the model's :class:`~quant.context.BuildContext` (or its name; None: a weight file), whose
+    energy range the physics inputs are drawn over and whose requirements are the tolerances; ``model``: the
+    sweep's label (default the context's model). ``layers``: sweep only these (default every Dense/Conv3D).
     ``reference``: FP32 ``generate(z, energy)`` the physics is compared with (default: the Keras generator in
-    float32); ``objective``: a function returning :func:`make_objective` for the same generator, calibration,
-    settings and tolerances (called only if something is measured; lets callers share the FP32 showers). Rows
+    float32); ``objective``: a function returning :func:`make_objective` for the same generator, context and
+    settings (called only if something is measured; lets callers share the FP32 showers). Rows
     already in a matching cache file are reused; only missing ones are measured.
     """
     rt = get_runtime(runtime) if isinstance(runtime, str) else runtime
@@ -406,12 +364,12 @@ def run_sweep(generator, calibration, precision: str, runtime: str | Runtime = "
         raise VariantError(f"unknown target precision '{precision}'; choose from {', '.join(TARGETS)}")
     if precision not in rt.precisions:
         raise VariantUnavailable(rt.name, f"no per-layer {precision} control ({rt.note or 'not supported'})")
-    tolerances, source = (model_tolerances(generator) if tolerances is None
-                          else (dict(tolerances), "tolerances: given by the caller"))
-    energy_range = energy_range_of(calibration)
-    layers = rt.layers(generator, settings.include_batchnorm, precision)
-    key = sweep_key(weights_sha256(generator), calibration_sha256(calibration), rt, precision, energy_range,
-                    tolerances, settings)
+    context = as_context(context)
+    model = model or context.model or ""
+    swept = None if layers is None else list(layers)
+    layers = rt.layers(generator, settings.include_batchnorm, precision) if swept is None else swept
+    key = sweep_key(weights_sha256(generator), calibration_sha256(calibration), rt, precision,
+                    context.energy_range_gev, context.tolerances, settings, swept)
     path = cache_file(default_cache_dir() if cache_dir is None else cache_dir, key)
     cached = read_cached(path, key, log) if use_cache and not refresh else None
     steps = plan(layers, precision, reverse)
@@ -422,10 +380,10 @@ def run_sweep(generator, calibration, precision: str, runtime: str | Runtime = "
         return cached
 
     start = time.perf_counter()
-    notes = _notes(rt, settings, precision) + [source]
+    notes = _notes(rt, settings, precision) + [context.tolerance_source]
     sweep = cached or Sweep(model, rt.name, precision, key, layers, [], notes=notes)
     sweep.model = model or sweep.model
-    objective = objective() if objective else make_objective(generator, calibration, settings, tolerances, reference)
+    objective = objective() if objective else make_objective(generator, context, settings, reference)
     sweep.edges = [float(e) for e in objective.edges]
     bench = _Bench(objective, rt.build(generator, calibration, {}), settings)
     rows = {(r.sweep, r.layer): r for r in sweep.rows}
@@ -460,16 +418,16 @@ def _notes(rt: Runtime, settings: SweepSettings, precision: str) -> list[str]:
     return notes + ([rt.note] if rt.note else [])
 
 
-def make_objective(generator, calibration, settings: SweepSettings, tolerances: Mapping[str, float],
-                   reference: Callable | None = None):
+def make_objective(generator, context: BuildContext, settings: SweepSettings, reference: Callable | None = None):
     """The sweep's :class:`~quant.objective.PhysicsObjective`: ``settings.showers`` seeded inputs over the
-    calibration's energy range and the FP32 showers of ``reference`` (default: the Keras generator in float32)."""
+    context's energy range, its requirements as tolerances, and the FP32 showers of ``reference`` (default: the
+    Keras generator in float32)."""
     from quant import fp32
     from quant.objective import PhysicsObjective
 
     reference = reference or fp32.build(generator).generate
-    return PhysicsObjective.for_generator(reference, energy_range_of(calibration), settings.showers, settings.seed,
-                                          settings.bins, tolerances)
+    return PhysicsObjective.for_generator(reference, context.energy_range_gev, settings.showers, settings.seed,
+                                          settings.bins, context.tolerances)
 
 
 def default_calibration(model: str):
@@ -482,8 +440,9 @@ def default_calibration(model: str):
 
 def cached_results(model: str, precision: str = "int8", runtime: str = "openvino", *,
                    settings: SweepSettings = SweepSettings(), cache_dir=None, generator=None, calibration=None,
-                   tolerances=None) -> Sweep | None:
-    """The cached sweep of ``model`` with the CLI's defaults (or the given ones), or None: never measures."""
+                   context=None) -> Sweep | None:
+    """The cached sweep of ``model`` with the CLI's defaults (or the given ones), or None: never measures.
+    ``context``: default ``model``'s own."""
     from gan.pretrained import load_generator
 
     try:
@@ -492,9 +451,9 @@ def cached_results(model: str, precision: str = "int8", runtime: str = "openvino
         return None
     generator = load_generator(model) if generator is None else generator
     calibration = default_calibration(model) if calibration is None else calibration
-    tolerances = model_tolerances(generator)[0] if tolerances is None else tolerances
+    context = as_context(model if context is None else context)
     key = sweep_key(weights_sha256(generator), calibration_sha256(calibration), rt, precision,
-                    energy_range_of(calibration), tolerances, settings)
+                    context.energy_range_gev, context.tolerances, settings)
     sweep = read_cached(cache_file(default_cache_dir() if cache_dir is None else cache_dir, key), key,
                         log=lambda message: None)
     if sweep is not None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from gan.model import LATENT_SIZE, SHOWER_SHAPE, latent_input
 from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
-from quant.registry import VariantSpec, register
+from quant.registry import Family, VariantSpec, register, register_family
 
 MODEL_FILE = "generator.tflite"
 IM2COL_BYTES_PER_SHOWER = 200 * 2**20  # TFLite's CONV_3D im2col and activations: ~0.2 GB per shower in a batch
@@ -45,6 +45,18 @@ DESCRIPTIONS = {
 SOURCE = "LiteRT interpreter: op list and tensor dtypes of the converted flatbuffer"
 PRECISION = {"int8": "int8", "float16": "fp16", "float32": "fp32"}  # tensor dtype -> OpReport precision
 CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
+_THREADS: dict[str, int | None] = {"num_threads": None}  # set_threads(): interpreters made after it use it
+
+
+def set_threads(threads: int) -> str:
+    """Interpreters created from now on run ``threads`` threads (LiteRT's num_threads)."""
+    _THREADS["num_threads"] = threads
+    return f"num_threads {threads} (interpreters created from now on)"
+
+
+TFLITE = register_family(Family(
+    "tflite", ("ai_edge_litert",), set_threads,
+    no_per_layer="TensorFlow Lite converts the whole model at once (no per-layer precision control)"))
 
 
 def interpreter_class(name: str = "tflite"):
@@ -106,7 +118,7 @@ class TFLiteVariant:
 
     def __init__(self, name: str, model: bytes, layers=(), batch_size: int = BATCH_SIZE):
         try:
-            self._interpreter = interpreter_class(name)(model_content=model)
+            self._interpreter = interpreter_class(name)(model_content=model, num_threads=_THREADS["num_threads"])
         except ValueError as exc:
             raise VariantError(f"{name}: not a readable TFLite model ({exc})") from None
         self.name, self._model, self._layers = name, model, sorted(layers, key=len, reverse=True)
@@ -247,8 +259,8 @@ def load(directory) -> TFLiteVariant:
 
 
 def _register(name: str) -> None:
-    register(VariantSpec(name, DESCRIPTIONS[name],
-                         build=lambda generator, calibration=None: build(name, generator, calibration),
+    register(VariantSpec(name, DESCRIPTIONS[name], TFLITE,
+                         build=lambda generator, calibration=None, context=None: build(name, generator, calibration),
                          load=load, check=lambda: check(name)))
 
 

@@ -21,9 +21,16 @@ from study.runner import (  # noqa: F401 - re-exported
     resolve_variants,
 )
 
-# import names whose versions results.json states (the variants' runtimes included)
-PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "h5py", "openvino", "nncf", "neural_compressor",
-            "ai_edge_litert", "matplotlib", "mplhep")
+REPORT_PACKAGES = ("matplotlib", "mplhep")  # the figures'
+
+
+def packages() -> tuple[str, ...]:
+    """Import names whose versions results.json states: gan.machine's base, every variant family's runtime
+    (quant.registry.runtime_packages), the figures'."""
+    from gan.machine import BASE_PACKAGES
+    from quant import registry
+
+    return tuple(dict.fromkeys(BASE_PACKAGES + registry.runtime_packages() + REPORT_PACKAGES))
 
 
 def run_study(config: StudyConfig, progress: Progress | None = None) -> Study:
@@ -31,10 +38,10 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> Study:
     and the figure samples."""
     from report.results import SCHEMA_VERSION, to_jsonable
     from study import runner
-    from validation.samples import load_settings
+    from study.settings import load_settings
 
     settings = load_settings()
     sample_size = "full" if config.showers >= min(load_settings(full=True).paired_showers) else "default"
-    study = runner.run_study(config, settings, progress, PACKAGES, sample_size)
+    study = runner.run_study(config, settings, progress, packages(), sample_size)
     study.results = to_jsonable({"schema": SCHEMA_VERSION} | study.results)  # as read back from results.json
     return study

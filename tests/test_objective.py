@@ -72,3 +72,18 @@ def test_strictest_tolerances_are_physics_scales():
     tolerances = strictest_tolerances()
     assert not set(EXCLUDED) & set(tolerances)
     assert 0.005 < tolerances["total_energy_mean"] < 0.02  # ~1% energy response
+
+
+def test_build_context_names_the_model_and_its_requirements_without_hashing_weights():
+    from quant import objective
+    from quant.context import BuildContext, as_context
+
+    cern = BuildContext.for_model("cern2017")
+    assert cern.model == "cern2017" and cern.energy_range_gev == (100.0, 500.0)
+    assert cern.tolerances == objective.model_requirements("cern2017") and "'cern2017'" in cern.tolerance_source
+    weight_file = BuildContext.for_model("runs/mine/generator.h5")
+    assert weight_file.model is None and weight_file.energy_range_gev == (10.0, 250.0)
+    assert weight_file.tolerances == strictest_tolerances() and weight_file.label == "weight file"
+    assert as_context("default") == BuildContext.for_model("default") and as_context(None) == weight_file
+    assert as_context(cern) is cern and cern.quickly().quick and not cern.quick
+    assert not hasattr(objective, "identify_model") and not hasattr(objective, "model_tolerances")

@@ -78,14 +78,6 @@ def showers(built, inputs):
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("name", VARIANTS)
-def test_shape_dtype_units(showers, name):
-    out = showers(name)
-    assert out.shape == (16, 25, 25, 25) and out.dtype == np.float32
-    assert np.all(np.isfinite(out)) and np.all(out >= 0) and out.max() > 0
-
-
-@pytest.mark.tf
 def test_fp32_equals_keras_generate(generator, inputs, showers):
     np.testing.assert_allclose(showers("fp32"), model.generate(generator, *inputs), rtol=1e-5, atol=1e-6)
 
@@ -131,14 +123,12 @@ def test_bf16_conv1_matches_fp32():
 
 @pytest.mark.tf
 @pytest.mark.parametrize("name", VARIANTS)
-def test_save_load_gives_identical_showers(built, showers, inputs, tmp_path, name):
+def test_saved_as_float32_master_weights(built, tmp_path, name):
+    """(generate, save/load round trip, op report, size: tests/test_variant_contract.py)"""
     variant = built(name)
     variant.save(tmp_path)
     assert json.loads((tmp_path / "variant.json").read_text())["variant"] == name
-    loaded = registry.load(tmp_path)
-    assert loaded.name == name and loaded.op_report().rows == variant.op_report().rows
-    np.testing.assert_array_equal(loaded.generate(*inputs), showers(name))
-    assert loaded.size_bytes() == variant.size_bytes() == 4 * N_PARAMS
+    assert variant.size_bytes() == 4 * N_PARAMS
 
 
 @pytest.mark.tf

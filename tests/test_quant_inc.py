@@ -173,12 +173,11 @@ def test_bf16_layers_are_converted_by_incs_rewriter(generator, inputs):
 
 
 @pytest.mark.tf
-def test_save_load_round_trip(variant, inputs, tmp_path):
+def test_saved_graph_keeps_its_info_and_size(variant, tmp_path):
+    """(save/load showers: tests/test_variant_contract.py)"""
     directory = variant.save(tmp_path / NAME)
-    loaded = registry.load(directory)
-    assert loaded.name == NAME and loaded.info == variant.info
-    np.testing.assert_array_equal(loaded.generate(*inputs), variant.generate(*inputs))
-    assert loaded.size_bytes() == variant.size_bytes() == (directory / "generator.pb").stat().st_size
+    assert registry.load(directory).info == variant.info
+    assert variant.size_bytes() == (directory / "generator.pb").stat().st_size
     if not ITEX:  # with ITEX, INC keeps the weights fp32 in the graph and quantizes them at run time
         assert variant.size_bytes() < 0.6 * 4 * 872_948  # dense_1's 627k weights in int8
 

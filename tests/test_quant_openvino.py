@@ -94,13 +94,13 @@ def test_fp32_layers_stay_unquantized(generator):
 
 
 @pytest.mark.tf
-def test_save_load_round_trip(fp32_variant, int8_variant, inputs, tmp_path):
+def test_saved_ir_keeps_its_info_and_size(fp32_variant, int8_variant, tmp_path):
+    """(save/load showers: tests/test_variant_contract.py)"""
     for variant in (fp32_variant, int8_variant):
         directory = variant.save(tmp_path / variant.name)
         loaded = registry.load(directory)
-        assert loaded.name == variant.name and loaded.info == variant.info
-        np.testing.assert_array_equal(loaded.generate(*inputs), variant.generate(*inputs))
-        assert loaded.size_bytes() == variant.size_bytes() == sum(
+        assert loaded.info == variant.info
+        assert variant.size_bytes() == sum(
             p.stat().st_size for p in directory.glob("generator.*"))
     assert int8_variant.size_bytes() < 0.4 * fp32_variant.size_bytes()
 

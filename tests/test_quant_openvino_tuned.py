@@ -82,10 +82,8 @@ def test_tuning_is_deterministic_and_reports_its_fallbacks(tuned_pair):
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_tuned_save_load_round_trip(tuned_pair, tmp_path):
+def test_saved_tuned_variant_keeps_its_tuning_record(tuned_pair, tmp_path):
+    """(save/load showers: tests/test_variant_contract.py)"""
     variant = tuned_pair[0]
     loaded = registry.load(variant.save(tmp_path / "tuned"))
-    assert loaded.name == "openvino-int8-tuned" and loaded.info == variant.info
-    z, energy = np.zeros((3, 200), np.float32) + 0.5, np.array([20, 100, 200], np.float32)
-    np.testing.assert_array_equal(loaded.generate(z, energy), variant.generate(z, energy))
-    assert loaded.op_report().notes == variant.op_report().notes
+    assert loaded.info == variant.info and loaded.op_report().notes == variant.op_report().notes

@@ -80,14 +80,9 @@ def test_dynamic_and_fp16_are_close_to_fp32(name, showers, fp32):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_save_load_round_trip(name, variants, saved, inputs):
-    directory = saved[name]
-    assert (directory / MODEL_FILE).stat().st_size == variants[name].size_bytes()
-    loaded = registry.load(directory)
-    assert loaded.name == name and loaded.size_bytes() == variants[name].size_bytes()
-    z, energy_gev = inputs[0][:2], inputs[1][:2]
-    np.testing.assert_array_equal(loaded.generate(z, energy_gev), variants[name].generate(z, energy_gev))
-    assert loaded.op_report() == variants[name].op_report()
+def test_size_is_the_saved_flatbuffer(name, variants, saved):
+    """(save/load round trip: tests/test_variant_contract.py)"""
+    assert (saved[name] / MODEL_FILE).stat().st_size == variants[name].size_bytes()
 
 
 def rows(report, prefix):

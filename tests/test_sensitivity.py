@@ -10,11 +10,13 @@ import pytest
 from quant import sensitivity, sensitivity_report
 from quant.base import VariantError, VariantUnavailable
 from quant.calibration import make_calibration
+from quant.context import BuildContext
 from quant.sensitivity import SOLO, Runtime, Sweep, SweepSettings, run_sweep
 from tests.synthetic import synthetic_showers
 
 TOLERANCES = {"total_energy_mean": 0.05, "total_energy_std": 0.5, "longitudinal_profile": 0.1,
               "second_moment_z": 0.2, "hits_mean": 0.2}
+CONTEXT = BuildContext(None, (10.0, 250.0), TOLERANCES, "tolerances: the test's")
 SMALL = SweepSettings(showers=24, seed=3, bins=2, pairs=1, speed_batch=4)
 FRAGILE_SCALE = 1.5  # what int8 in the fake fragile layer does to every cell (+50% energy)
 BENIGN_SCALE = 1.005  # per benign layer in int8
@@ -68,7 +70,7 @@ def fake_runtime(builds: list) -> Runtime:
 
 
 def sweep(cache_dir, builds, settings=SMALL, **kwargs):
-    kwargs = {"reverse": True, "activations": False, "cache_dir": cache_dir, "tolerances": TOLERANCES,
+    kwargs = {"reverse": True, "activations": False, "cache_dir": cache_dir, "context": CONTEXT,
               "reference": fp32_generate, "log": lambda message: None, **kwargs}
     return run_sweep(kwargs.pop("generator", FakeGenerator()), make_calibration(8, seed=0), "int8",
                      fake_runtime(builds), model="fake", settings=settings, **kwargs)
@@ -170,15 +172,16 @@ def test_cli_refuses_bad_requests_in_one_line(argv, message, capsys):
 def test_target_the_runtime_cannot_set_is_refused(tmp_path):
     runtime = Runtime("fake", ("int8",), lambda *a: None)
     with pytest.raises(VariantUnavailable, match="no per-layer bf16"):
-        run_sweep(FakeGenerator(), make_calibration(8, seed=0), "bf16", runtime, cache_dir=tmp_path,
-                  tolerances=TOLERANCES)
+        run_sweep(FakeGenerator(), make_calibration(8, seed=0), "bf16", runtime, CONTEXT, cache_dir=tmp_path)
     with pytest.raises(VariantError, match="at least 2 showers per energy bin"):
         SweepSettings(showers=3, bins=2)
 
 
-def test_energy_range_is_the_calibrations_rounded_out():
-    assert sensitivity.energy_range_of(make_calibration(64, seed=0, energy_range=(100, 500))) == (100.0, 500.0)
-    assert sensitivity.energy_range_of(make_calibration(64, seed=0)) == (10.0, 250.0)
+def test_physics_inputs_span_the_build_contexts_energy_range(tmp_path):
+    context = BuildContext("cern2017", (100.0, 500.0), TOLERANCES, "tolerances: the test's")
+    result = sweep(tmp_path, [], reverse=False, context=context)
+    assert result.edges[0] == 100.0 and result.edges[-1] == 500.0 and result.key["energy_range_gev"] == [100, 500]
+    assert "tolerances: the test's" in result.notes
 
 
 # ------------------------------------------------------------------ real runtimes
@@ -236,8 +239,8 @@ def test_openvino_int8_sweep_finds_the_fragile_layer_by_itself(fragile_generator
     np.testing.assert_allclose(generate(fragile_generator, z, energy), generate(seeded_generator, z, energy),
                                rtol=1e-3, atol=1e-5)  # same FP32 showers
     settings = SweepSettings(showers=32, seed=1, bins=2, pairs=1, speed_batch=8)
-    result = run_sweep(fragile_generator, calibration, "int8", "openvino", model="fragile", settings=settings,
-                       reverse=False, cache_dir=tmp_path, tolerances=TOLERANCES, log=lambda message: None)
+    result = run_sweep(fragile_generator, calibration, "int8", "openvino", CONTEXT, model="fragile",
+                       settings=settings, reverse=False, cache_dir=tmp_path, log=lambda message: None)
     solo = result.solo()
     assert "conv3d_3" in result.fragile()
     assert max(solo, key=lambda layer: solo[layer].worst_ratio) == "conv3d_3"
@@ -248,7 +251,7 @@ def test_openvino_int8_sweep_finds_the_fragile_layer_by_itself(fragile_generator
 
     def cached(**change):
         kwargs = {"settings": settings, "cache_dir": tmp_path, "generator": fragile_generator,
-                  "calibration": calibration, "tolerances": TOLERANCES, **change}
+                  "calibration": calibration, "context": CONTEXT, **change}
         return sensitivity.cached_results("fragile", "int8", **kwargs)
 
     assert cached().rows == result.rows  # what the report reads: never measures
