@@ -3,17 +3,18 @@ and optionally the time per op of one batch.
 
     python -m quant.speedups --variants folded,folded-bf16,folded-openvino-bf16 --batch-sizes 1,128 --profile
 
-Every ratio comes from :func:`quant.speed.paired_speedup` (the variant and the baseline called alternately on the
-same seeded batch; median of per-pair ratios, 95% bootstrap interval). ``fp32`` is the original Keras generator,
-the reference every speed-up is quoted against; ``folded`` is the exact rewrite, so a speed-up over it is what the
-precision alone buys. Built variants are reused for all batch sizes; rough on a shared CPU.
+Every ratio comes from :func:`quant.speed.warmed_speedup` (one warm-up, then the variant and the baseline called
+alternately on the same seeded batch; median of per-pair ratios, 95% bootstrap interval). ``fp32`` is the
+original Keras generator, the reference every speed-up is quoted against; ``folded`` is the exact rewrite, so a
+speed-up over it is what the precision alone buys. Built variants are reused for all batch sizes; rough on a shared CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from gan.cli import positive_int, run_command
+from gan.cli import run_command
+from gan.cli_types import int_list, name_list, positive_int
 from gan.data import ShowerFileError
 from gan.weights import WeightFileError
 from quant import registry
@@ -22,17 +23,6 @@ from quant.base import VariantError, VariantUnavailable
 ERRORS = (VariantError, VariantUnavailable, ShowerFileError, WeightFileError)
 BASELINES = ("fp32", "folded")
 INPUT_SEED = 2021
-
-
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
-    return names
-
-
-def _sizes(text: str) -> list[int]:
-    return [positive_int(n) for n in _names(text)]
 
 
 def _pairs(batch: int, pairs: int | None) -> int:
@@ -47,12 +37,13 @@ def measure(model: str, variants: list[str], batch_sizes: list[int], pairs: int 
     from gan.model import sample_latent
     from gan.pretrained import load_generator, trained_energy_range
     from quant.calibration import make_calibration
-    from quant.speed import paired_speedup
+    from quant.speed import warmed_speedup
 
     generator = load_generator(model)
     energy_range = trained_energy_range(model)
     calibration = make_calibration(64, 0, energy_range)
-    built = {name: registry.build(name, generator, calibration) for name in dict.fromkeys([*BASELINES, *variants])}
+    built = {name: registry.build(name, generator, calibration, model)
+             for name in dict.fromkeys([*BASELINES, *variants])}
     rows = []
     for batch in batch_sizes:
         z = sample_latent(batch, seed=INPUT_SEED)
@@ -62,8 +53,8 @@ def measure(model: str, variants: list[str], batch_sizes: list[int], pairs: int 
             for base in BASELINES:
                 if base == name:
                     continue
-                speed = paired_speedup(lambda b=built[base]: b.generate(z, energy),
-                                       lambda v=built[name]: v.generate(z, energy), pairs=_pairs(batch, pairs))
+                speed = warmed_speedup(lambda b=built[base]: b.generate(z, energy),
+                                       lambda v=built[name]: v.generate(z, energy), _pairs(batch, pairs))
                 row[f"vs_{base}"], row["seconds"] = speed, speed.variant_s
                 row[f"{base}_seconds"] = speed.reference_s
             rows.append(row)
@@ -101,9 +92,9 @@ def cmd_speedups(args) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.speedups", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variants", type=_names, default=["folded", "folded-bf16", "folded-openvino-bf16"])
-    p.add_argument("--models", type=_names, default=["default"], help="'default', 'cern2017' or weight files")
-    p.add_argument("--batch-sizes", type=_sizes, default=[1, 128])
+    p.add_argument("--variants", type=name_list, default=["folded", "folded-bf16", "folded-openvino-bf16"])
+    p.add_argument("--models", type=name_list, default=["default"], help="'default', 'cern2017' or weight files")
+    p.add_argument("--batch-sizes", type=int_list, default=(1, 128))
     p.add_argument("--pairs", type=positive_int, help="interleaved pairs per ratio (default 30 at batch < 8, else 10)")
     p.add_argument("--profile", action="store_true", help="also print the time per op of one batch")
     p.set_defaults(func=cmd_speedups)
