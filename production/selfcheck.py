@@ -16,9 +16,9 @@ import numpy as np
 
 from production.plan import Plan, plan_inputs
 
-PAIRED_SIZES = (100, 400, 1000)  # the validation suite's stages (validation/settings.toml [paired] showers)
-GEANT4_MODELS = ("default",)  # trained on our Geant4 (validation/settings.toml geant4_models)
-GEANT4_EVENTS = 100  # reference size with null thresholds (validation/settings.toml [geant4] showers)
+PAIRED_SIZES = (100, 400, 1000)  # the validation suite's stages (study/settings.toml [paired] showers)
+GEANT4_MODELS = ("default",)  # trained on our Geant4 (study/settings.toml geant4_models)
+GEANT4_EVENTS = 100  # reference size with null thresholds (study/settings.toml [geant4] showers)
 POOL = 2000
 MAX_ENERGY_GAP_GEV = 2.0
 NOT_JUDGED = "not judged"

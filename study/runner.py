@@ -369,7 +369,7 @@ def geant4_cpu(reference, edges) -> list[dict]:
 def run_model(session: Session, model: str, config: StudyConfig, settings, progress: Progress,
               sample_size: str = "default") -> tuple[dict, list[Sample]]:
     """The FP32 reference of ``model`` and every requested variant; returns its results and figure samples.
-    ``settings``: validation.samples.Settings (seeds, energy bins, Geant4 models, held-out events)."""
+    ``settings``: study.settings.Settings (seeds, energy bins, Geant4 models, held-out events)."""
     from gan.machine import Here
     from gan.physics import physics_summary
     from gan.pretrained import trained_energy_range
@@ -461,7 +461,7 @@ def software_versions(packages) -> dict:
 def run_study(config: StudyConfig, settings, progress: Progress | None = None, packages=(),
               sample_size: str = "default") -> Study:
     """Run every model x variant of ``config``; returns the results (the report's results.json entries, not yet
-    JSON-normalised) and the figure samples. ``settings``: validation.samples.Settings (seeds, energy bins);
+    JSON-normalised) and the figure samples. ``settings``: study.settings.Settings (seeds, energy bins);
     ``packages``: import names whose versions the results state; ``sample_size``: 'default' or 'full', the
     known-failure scope the sample size falls in."""
     progress = progress or Progress()

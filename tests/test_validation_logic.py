@@ -9,7 +9,7 @@ import pytest
 
 from gan.machine import Here, Scope
 from gan.paired import PAIRED_OBSERVABLES
-from validation.samples import load_settings
+from study.settings import load_settings
 from verdict import geant4_null, known_failures, requirements
 from verdict.checks import (
     FAIL,

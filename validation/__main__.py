@@ -1,5 +1,5 @@
 import sys
 
-from validation.cli import main
+from study.check import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m validation"))

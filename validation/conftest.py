@@ -15,7 +15,7 @@ import pytest
 from gan.machine import Here
 from study.inputs import inputs_at, uniform_inputs
 from study.session import REFERENCE_VARIANT
-from validation.samples import load_settings, new_session, read_reference
+from study.settings import load_settings, new_session, read_reference
 from verdict import geant4_null, known_failures, requirements
 from verdict.checks import ToleranceExceeded, Unresolved, check_geant4, geant4_distances, paired_sequential
 
@@ -26,7 +26,7 @@ BUILD_WARNINGS = pytest.mark.filterwarnings("ignore:Statistics for quantized inp
 
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", default=False,
-                     help="validation: large samples (sizes in validation/settings.toml) and the shared Geant4 "
+                     help="validation: large samples (sizes in study/settings.toml) and the shared Geant4 "
                           "held-out tail as reference")
     parser.addoption("--requirements", default=None, metavar="TOML",
                      help="validation: your own paired requirements (overrides of verdict/requirements.toml)")

@@ -4,7 +4,7 @@ saved variant folders (run in-process: TensorFlow is imported once)."""
 import numpy as np
 import pytest
 
-from validation.cli import main
+from study.check import main
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from validation.conftest import sequential_paired_verdict
-from validation.samples import REFERENCE_VARIANT
+from study.session import REFERENCE_VARIANT
 from verdict import checks
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

@@ -1,7 +1,9 @@
-"""The suite's settings and Geant4 reference events; inputs and the built-once cache are :mod:`study`'s.
+"""How a study draws its showers (``study/settings.toml``, shipped with the package): models, seeds, sample sizes,
+energy bins; the Geant4 reference events; the session that builds each variant once.
 
-Every variant of a model sees exactly the inputs (latent vectors z and primary energies in GeV) its FP32 model
-sees, so shifts are paired event by event. Sizes, seeds and energy bins come from ``validation/settings.toml``.
+Read by the validation suite, the report, ``calogan check`` and production's self-check. Every variant of a model
+sees exactly the inputs (latent vectors z and primary energies in GeV) its FP32 model sees (:mod:`study.inputs`),
+so shifts are paired event by event.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from study.inputs import Inputs, inputs_at, uniform_inputs  # noqa: F401 - the suite's inputs, re-exported
-from study.session import REFERENCE_VARIANT  # noqa: F401 - re-exported
 
 SETTINGS_FILE = Path(__file__).with_name("settings.toml")
 

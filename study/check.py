@@ -1,7 +1,11 @@
-"""``python -m validation check``: does a candidate (a saved variant, or weights of the same architecture) keep
-its model's physics? Paired checks against the model's FP32 generator (requirement table), Geant4-side checks
-for the models trained on our Geant4 (null thresholds). Exit 0: keeps the physics; 1: breaks it (or the
-statistics cannot tell, which is not a pass); 2: bad input."""
+"""``calogan check`` / ``python -m study check`` / ``python -m validation check``: does a candidate (a saved
+variant, or weights of the same architecture) keep its model's physics? Paired checks against the model's FP32
+generator (requirement table), Geant4-side checks for the models trained on our Geant4 (null thresholds). Exit 0:
+keeps the physics; 1: breaks it (or the statistics cannot tell, which is not a pass); 2: bad input.
+
+The verdict itself is :mod:`verdict`'s; this command sits above it and above :mod:`quant` because it loads and runs
+the candidate. ``gan``'s command line finds it through the ``calogan.commands`` entry point (pyproject.toml).
+"""
 
 from __future__ import annotations
 
@@ -9,35 +13,38 @@ import argparse
 import sys
 from pathlib import Path
 
+from gan.cli_types import increasing_sizes
+
 CONVENTIONS = ("ours", "calochallenge", "jetnet", "cern")
+HELP = "validate a candidate against its model's FP32 generator and Geant4"
 
 
 class BadInput(Exception):
     """One line naming the file or argument and the problem."""
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 2 or list(sizes) != sorted(sizes):
-        raise argparse.ArgumentTypeError(f"expected increasing shower counts >= 2 like 100,400,1000, got {text!r}")
-    return sizes
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m validation", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="validate a candidate against its model's FP32 generator and Geant4")
-    check.add_argument("--model", required=True, help="the FP32 model the candidate derives from (settings.toml)")
+def add_arguments(check: argparse.ArgumentParser) -> None:
+    check.add_argument("--model", required=True, help="the FP32 model the candidate derives from (study/settings.toml)")
     check.add_argument("--candidate", required=True, type=Path,
                        help="a saved variant folder (variant.json) or a weight file (CERN layout or ours)")
     check.add_argument("--requirements", type=Path, help="your overrides of verdict/requirements.toml")
-    check.add_argument("--showers", type=_sizes, help="paired sequential stages (default: settings.toml)")
+    check.add_argument("--showers", type=increasing_sizes, help="paired sequential stages (default: study/settings.toml)")
     check.add_argument("--full", action="store_true", help="--full sample sizes and Geant4 reference")
     check.add_argument("--convention", choices=CONVENTIONS, default="ours",
                        help="also print the distances as that field's code computes them (verdicts use ours)")
+
+
+def add_command(sub) -> None:
+    """The ``check`` subcommand, for ``gan.cli`` (entry-point group ``calogan.commands``)."""
+    check = sub.add_parser("check", help=HELP, description=__doc__.split("\n\n")[0])
+    add_arguments(check)
+    check.set_defaults(func=lambda args: sys.exit(_checked(args)))
+
+
+def parser(prog: str = "python -m study") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    add_arguments(sub.add_parser("check", help=HELP))
     return p
 
 
@@ -68,7 +75,7 @@ def load_candidate(path: Path, model: str):
 
 def _reference(settings):
     from gan.pretrained import shared_data_file
-    from validation.samples import read_reference
+    from study.settings import read_reference
 
     shared = shared_data_file()
     return read_reference(settings, shared if shared.is_file() else None)
@@ -87,9 +94,10 @@ def _convention_table(fp32, candidate, energy, edges, convention: str) -> str:
 
 def run_check(args) -> int:
     from gan.pretrained import trained_energy_range
+    from study.inputs import inputs_at, uniform_inputs
+    from study.settings import load_settings, new_session
     from verdict import geant4_null, requirements
     from verdict.checks import FAIL, OK, check_geant4, geant4_distances, paired_sequential
-    from validation.samples import ShowerCache, inputs_at, load_settings, uniform_inputs
 
     settings = load_settings(full=args.full)
     if args.model not in settings.models:
@@ -99,8 +107,8 @@ def run_check(args) -> int:
     except requirements.RequirementError as exc:
         raise BadInput(str(exc)) from None
     candidate = load_candidate(args.candidate, args.model)
-    cache = ShowerCache(settings)
-    cache._variants[args.model, "candidate"] = candidate
+    cache = new_session(settings)
+    cache.keep(args.model, "candidate", candidate)
     sizes = args.showers or settings.paired_showers
     inputs = uniform_inputs("paired", max(sizes), trained_energy_range(args.model), settings.seed)
 
@@ -134,10 +142,13 @@ def run_check(args) -> int:
     return 0 if worst == OK else 1
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def _checked(args) -> int:
     try:
         return run_check(args)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv=None, prog: str = "python -m study") -> int:
+    return _checked(parser(prog).parse_args(argv))

@@ -1,0 +1,5 @@
+import sys
+
+from study.check import main
+
+sys.exit(main())
