@@ -25,6 +25,7 @@ import pytest
 
 from benchmarks import floors, geant4, machine, summary
 from benchmarks import settings as bench_settings
+from gan import cli_types
 from gan.machine import package_version, requested_threads
 
 SHARED_MODEL = "cern2017"  # weights from ../shared (or a cached download): skipped without them
@@ -62,8 +63,9 @@ def pytest_addoption(parser):
                     "registered variant but the slow ones of benchmarks/settings.toml: tflite-*, *-tuned)")
     group.addoption("--skip-variants", help="comma-separated variants or patterns to leave out")
     group.addoption("--batch-sizes", help="comma-separated batch sizes (default: 1,32,128)")
-    group.addoption("--threads", type=int, default=None,
-                    help="threads for TensorFlow and OpenVINO (default: $CALOGAN_THREADS, else all usable CPUs)")
+    group.addoption("--threads", type=cli_types.threads, default=None,
+                    help="threads for every variant family's runtime (default: $CALOGAN_THREADS, else all usable "
+                    "CPUs)")
     group.addoption("--gate", action="store_true", default=False,
                     help="CI gate: measure only the floors of benchmarks/speedup_floors.toml that apply here and "
                          "fail a test whose speed-up is below its floor")

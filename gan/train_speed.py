@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from gan.cli_types import positive_int
+
 
 def iteration_seconds(precisions=("float32", "mixed_bfloat16"), batch_size=32, rounds=5, steps=3, threads=2):
     """{precision: [seconds per iteration, one median per round]}; rounds alternate between the precisions."""
@@ -42,8 +44,8 @@ def iteration_seconds(precisions=("float32", "mixed_bfloat16"), batch_size=32, r
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m gan.train_speed", description=__doc__)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--rounds", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     args = p.parse_args(argv)
     times = iteration_seconds(batch_size=args.batch_size, rounds=args.rounds)
     for precision, t in times.items():

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gan.cli_types import positive_int
+
 NULL_FILE = Path(__file__).with_name("geant4_null.toml")
 ENERGY_CELL_GEV = 0.5  # energy matching: events are drawn from the same 0.5 GeV cell as the reference event
 BOUNDED = {"separation_power": 1.0}  # distances with a maximum: a check is blind when FP32 + threshold reaches it
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verdict.geant4_null",
                                      description="Geant4-vs-Geant4 null thresholds of the Geant4-side checks")
     parser.add_argument("--write", action="store_true", help="rewrite verdict/geant4_null.toml")
-    parser.add_argument("--resamplings", type=int, help="null draws per size (default: the table's)")
+    parser.add_argument("--resamplings", type=positive_int, help="null draws per size (default: the table's)")
     args = parser.parse_args(argv)
     from verdict import geant4_events, requirements
 
