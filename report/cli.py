@@ -16,8 +16,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from gan.cli_types import int_list, name_list, positive_int
 from gan.outputs import OutputError, check_replaceable, clean_stale, publish_dir, temp_dir, write_marker
-from quant.cli import positive_int
 from report import results as results_io
 
 DEFAULT_ROOT = Path("reports")
@@ -27,23 +27,6 @@ REPORT_SUFFIXES = {".md", ".html", ".png", ".json"}  # what reports written befo
 
 class ReportError(ValueError):
     """Bad arguments or an output folder that must not be touched; one line for the user."""
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return values
-
-
-def name_list(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
-    return names
 
 
 def parser() -> argparse.ArgumentParser:
@@ -99,7 +82,7 @@ def write_report(study, out: Path, comparison: str | None, progress) -> None:
     try:
         results_io.write(study.results, tmp / results_io.RESULTS_FILE)
         figure_files = figures.write_figures(study.results, study.samples, tmp, progress)
-        sensitivity = render.sensitivity_blocks(list(study.results["models"]), tmp)
+        sensitivity = render.sensitivity_blocks(figures.write_sensitivity_figures(list(study.results["models"]), tmp))
         blocks = render.build_blocks(study.results, figure_files, sensitivity, comparison)
         (tmp / "report.md").write_text(render.to_markdown(blocks))
         (tmp / "report.html").write_text(render.to_html(blocks, tmp))
