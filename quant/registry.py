@@ -26,7 +26,7 @@ from typing import Callable
 
 from quant.base import Variant, VariantError, VariantUnavailable, read_variant_file
 
-# the family modules, in one place (nothing else per backend is listed anywhere)
+# the modules that declare the families and register their variants: the one list (nothing else is per backend)
 VARIANT_MODULES = ("quant.fp32", "quant.bf16", "quant.tflite", "quant.openvino", "quant.inc", "quant.inc_tuned",
                    "quant.auto_mixed", "quant.openvino_tuned", "quant.folded")
 MODULES_ENV_VAR = "CALOGAN_VARIANT_MODULES"  # more family modules (comma-separated import names), e.g. plug-ins
@@ -80,13 +80,6 @@ def register(spec: VariantSpec) -> VariantSpec:
     register_family(spec.family)
     _SPECS[spec.name] = spec
     return spec
-
-
-def unregister(name: str) -> None:
-    """Remove variant ``name`` (and its family once no variant of it is left): for tests of runtime plug-ins."""
-    spec = _SPECS.pop(name)
-    if not any(s.family.name == spec.family.name for s in _SPECS.values()):
-        _FAMILIES.pop(spec.family.name, None)
 
 
 def modules() -> tuple[str, ...]:
