@@ -1,5 +1,5 @@
-"""The report's study: :mod:`study.runner` run with the validation suite's settings (seeds, energy bins, Geant4
-models), stamped with the report's schema and normalised to JSON. The report only renders what this returns.
+"""The report's study: :mod:`study.runner` with the versions of every runtime stated, stamped with the report's
+schema and normalised to JSON. The report only renders what this returns.
 
 Everything else (choosing models and variants, building each variant once and releasing it, timing, physics
 checks, typed results) is :mod:`study`; the names below are re-exported for ``report.cli`` and the tests.
@@ -38,10 +38,7 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> Study:
     and the figure samples."""
     from report.results import SCHEMA_VERSION, to_jsonable
     from study import runner
-    from study.settings import load_settings
 
-    settings = load_settings()
-    sample_size = "full" if config.showers >= min(load_settings(full=True).paired_showers) else "default"
-    study = runner.run_study(config, settings, progress, packages(), sample_size)
+    study = runner.run_study(config, progress, packages())
     study.results = to_jsonable({"schema": SCHEMA_VERSION} | study.results)  # as read back from results.json
     return study

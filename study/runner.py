@@ -458,12 +458,15 @@ def software_versions(packages) -> dict:
     return {"python": platform.python_version()} | {p: package_version(p) for p in packages}
 
 
-def run_study(config: StudyConfig, settings, progress: Progress | None = None, packages=(),
-              sample_size: str = "default") -> Study:
+def run_study(config: StudyConfig, progress: Progress | None = None, packages=(), settings=None) -> Study:
     """Run every model x variant of ``config``; returns the results (the report's results.json entries, not yet
-    JSON-normalised) and the figure samples. ``settings``: study.settings.Settings (seeds, energy bins);
-    ``packages``: import names whose versions the results state; ``sample_size``: 'default' or 'full', the
-    known-failure scope the sample size falls in."""
+    JSON-normalised) and the figure samples. ``packages``: import names whose versions the results state;
+    ``settings``: study.settings.Settings (seeds, energy bins, Geant4 models; default: settings.toml's)."""
+    from study.settings import load_settings
+
+    settings = settings or load_settings()
+    # the known-failure scope the sample size falls in
+    sample_size = "full" if config.showers >= min(load_settings(full=True).paired_showers) else "default"
     progress = progress or Progress()
     session = Session(settings.calibration_showers, settings.calibration_seed)
     results = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
