@@ -9,11 +9,10 @@ deterministic, and written under its own name atomically, so nothing is duplicat
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from gan.data import PRODUCTION_KIND, PRODUCTION_MANIFEST
-from gan.outputs import clean_stale, temp_name
+from gan.outputs import write_json_atomic
 from production.plan import Plan, ProductionError
 
 FORMAT = 1
@@ -39,14 +38,7 @@ def read(out) -> dict | None:
 
 
 def write(out, manifest: dict) -> None:
-    path = manifest_path(out)
-    clean_stale(path)
-    tmp = temp_name(path)
-    try:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_json_atomic(manifest_path(out), manifest)
 
 
 def check_resumable(out, plan: Plan) -> dict | None:
