@@ -242,7 +242,9 @@ def produce(plan: Plan, out, existing: dict | None, provenance: dict, *, workers
     elif validate:
         from production.selfcheck import self_validate
 
+        validation_start = time.perf_counter()
         manifest["validation"] = self_validate(out, plan, provenance["model"]["name"], log=log)
+        manifest["validation"]["seconds"] = time.perf_counter() - validation_start
     else:
         manifest["validation"] = {"verdict": "not validated (--no-validate)", "status": "not judged", "checks": []}
     manifest["complete"] = True

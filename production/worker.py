@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from production.plan import shard_inputs
 
 CALIBRATION_SHOWERS, CALIBRATION_SEED = 64, 0  # as the validation suite builds its variants (settings.toml)
 _VARIANTS: dict[tuple, tuple[object, dict]] = {}  # (model, variant, threads) -> (built variant, what threads got)
+_RUNTIME = threading.Lock()  # one shard generates at a time per process, on all its runtime threads: a Dask worker
+# with nthreads > 1 (e.g. dask-jobqueue cores=8, processes=1) then overlaps one shard's generation with others'
+# writing instead of running nthreads x nthreads runtime threads
 
 
 def default_threads() -> int:
@@ -87,12 +91,14 @@ def cached_variant(model: str, variant: str, threads: int | None) -> tuple[objec
 
 def shard_showers(task: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     """(ecal (n, 25, 25, 25) GeV, energy (n,) GeV, timing) of one shard, in this process."""
-    variant, info, load_s = cached_variant(task["model"], task["variant"], task.get("threads"))
     z, energy = shard_inputs(task["seed"], task["index"], task["n"], task.get("energy_range_gev"),
                              task.get("energies"))
-    start = time.perf_counter()
-    ecal = np.asarray(variant.generate(z, energy), dtype=np.float32)
-    return ecal, energy, {"load_s": load_s, "generate_s": time.perf_counter() - start, "threads": info,
+    with _RUNTIME:
+        variant, info, load_s = cached_variant(task["model"], task["variant"], task.get("threads"))
+        start = time.perf_counter()
+        ecal = np.asarray(variant.generate(z, energy), dtype=np.float32)
+        generate_s = time.perf_counter() - start
+    return ecal, energy, {"load_s": load_s, "generate_s": generate_s, "threads": info,
                           "op_report": variant.op_report().to_dict(), "variant_name": variant.name}
 
 
