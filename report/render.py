@@ -1,18 +1,17 @@
-"""``report.md`` and a self-contained ``report.html`` (figures embedded as base64 PNG) from a study's results.
+"""The report's narrative: ``report.md`` and a self-contained ``report.html`` (figures embedded as base64 PNG) from a
+study's results.
 
-The report is built once as a list of blocks (heading, paragraph, list, table, preformatted text, image) and
-rendered twice, so the two files always say the same thing. Every statement about speed and physics is derived
-from the numbers in ``results.json``; nothing here is hand-written about a particular variant.
+The report is built once as a list of blocks (:mod:`report.document`: heading, paragraph, list, table,
+preformatted text, image) and rendered twice, so the two files always say the same thing; the figures are drawn
+by :mod:`report.figures`. Every statement about speed and physics is derived from the numbers in
+``results.json``; nothing here is hand-written about a particular variant.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
-import re
-from pathlib import Path
 
+from report.document import markdown_blocks, to_html, to_markdown  # noqa: F401 - the document model, re-exported
 from report.figures import PAPER_INC_SPEEDUP
 
 PAPER = ("Rehm et al., *Reduced Precision Strategies for Deep Learning: a HEP GAN use case*, ICPRAM 2021 "
@@ -297,8 +296,8 @@ def build_blocks(results: dict, figures: dict[str, list[tuple[str, str]]], sensi
     b.append(("p", "Faster: the 95% interval of the speed-up over FP32 lies above 1 (at the largest batch size); "
                    "slower: below 1. Keeps the physics: every paired shift against its own FP32 model within the "
                    "physics requirement table (verdict/requirements.toml) and, for the default model, not "
-                   "farther from Geant4 than FP32 beyond Geant4's own null (verdict/geant4_null.toml). Known failures are registered in "
-                   "verdict/known_failures.toml."))
+                   "farther from Geant4 than FP32 beyond Geant4's own null (verdict/geant4_null.toml). Known "
+                   "failures are registered in verdict/known_failures.toml."))
     if "tradeoff" in figures:
         b += _images(figures["tradeoff"])
     b += _machine_blocks(results)
@@ -365,19 +364,6 @@ def _model_blocks(results: dict, model: str, figures) -> list[tuple]:
 
 # ------------------------------------------------------------------ layer-wise sensitivity (quant.sensitivity)
 
-def markdown_blocks(text: str) -> list[tuple]:
-    """Plain markdown text (paragraphs and pipe tables, as quant.sensitivity_report.format_table writes) as blocks."""
-    blocks = []
-    for chunk in text.strip().split("\n\n"):
-        lines = chunk.strip().splitlines()
-        if lines and all(line.startswith("|") for line in lines) and len(lines) >= 2:
-            cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
-            blocks.append(("table", cells[0], [row for row in cells[2:]]))
-        elif lines:
-            blocks.append(("p", " ".join(lines)))
-    return blocks
-
-
 def sensitivity_blocks(found: list[tuple] | None) -> list[tuple] | None:
     """Blocks of the cached layer-sensitivity sweeps that :func:`report.figures.write_sensitivity_figures` found and
     drew: (label, precision, runtime, sweep or the error reading it, figure file). None when there are none (the
@@ -396,75 +382,3 @@ def sensitivity_blocks(found: list[tuple] | None) -> list[tuple] | None:
         blocks.append(("img", name, f"Layer sensitivity of {label} to {precision} on {runtime}: |shift| / "
                                     "tolerance per layer assignment, and speed-up"))
     return blocks or None
-
-
-# ------------------------------------------------------------------ rendering
-
-
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(blocks) -> str:
-    out = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            out.append("#" * block[1] + " " + block[2])
-        elif kind == "p":
-            out.append(block[1])
-        elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in block[1]))
-        elif kind == "table":
-            header, rows = block[1], block[2]
-            lines = ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
-            out.append("\n".join(lines))
-        elif kind == "pre":
-            out.append("```\n" + block[1] + "\n```")
-        elif kind == "img":
-            out.append(f"![{block[2]}]({block[1]})\n\n*{block[2]}*")
-    return "\n\n".join(out) + "\n"
-
-
-_INLINE = [(re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"), (re.compile(r"`(.+?)`"), r"<code>\1</code>"),
-           (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<em>\1</em>")]
-
-
-def _inline_html(text: str) -> str:
-    text = html.escape(str(text), quote=False)
-    for pattern, repl in _INLINE:
-        text = pattern.sub(repl, text)
-    return text
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.45}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 6px;
-text-align:left}th{background:#f2f2f2}pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;font-size:0.85em}
-img{max-width:100%;border:1px solid #eee}figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}"""
-
-
-def to_html(blocks, image_dir) -> str:
-    """Self-contained HTML: images read from ``image_dir`` and embedded as base64."""
-    out = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            out.append(f"<h{block[1]}>{_inline_html(block[2])}</h{block[1]}>")
-        elif kind == "p":
-            out.append(f"<p>{_inline_html(block[1])}</p>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block[1]) + "</ul>")
-        elif kind == "table":
-            head = "".join(f"<th>{_inline_html(c)}</th>" for c in block[1])
-            body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in block[2])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        elif kind == "pre":
-            out.append(f"<pre>{html.escape(block[1], quote=False)}</pre>")
-        elif kind == "img":
-            data = base64.b64encode((Path(image_dir) / block[1]).read_bytes()).decode("ascii")
-            out.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{_inline_html(block[2])}</figcaption></figure>")
-    title = next((b[2] for b in blocks if b[0] == "h"), "report")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
