@@ -52,6 +52,7 @@ TOLERANCE = 1.0  # worst |shift| / tolerance allowed
 MAX_VERIFICATIONS = 4
 CHOICE_SCHEMA = 4  # bump when the selection changes
 HAND_MIX_VARIANT = "int8+bf16"  # the hand-made safe mix, registered by quant.openvino
+COMPARED = ("auto-mixed", "int8+bf16", "openvino-int8-tuned", "inc-int8-tuned", "openvino-int8", "bf16")
 
 
 # ------------------------------------------------------------------ selection (pure)
@@ -384,6 +385,70 @@ def load(directory, name: str = NAME) -> AutoMixedVariant:
     if info.get("variant") != name or "auto_mixed" not in info:
         raise VariantError(f"{directory}: holds variant '{info.get('variant')}', not '{name}'")
     return AutoMixedVariant(openvino.load(directory, name=name), Choice.from_dict(info["auto_mixed"]), name)
+
+
+def compare(generator, calibration, context=None, names=COMPARED, *, settings: SweepSettings = SweepSettings(),
+            cache_dir=None, log: Callable[[str], None] = _log) -> list[dict]:
+    """Each registered, available variant of ``names`` on the same objective (the one the choice was made on):
+    worst ratio, accuracy metric, speed-up vs the Keras fp32 reference (rough), and its build (tuning) seconds;
+    plus auto-mixed vs the hand mix. Timing is the project's one policy (:func:`quant.speed.warmed_speedup`); the
+    study of variants in the report and the suites is :mod:`study` (above quant, which cannot import it)."""
+    from quant import fp32, registry, sensitivity
+    from quant.speed import warmed_speedup
+
+    context = as_context(context)
+    reference = fp32.build(generator)
+    objective = sensitivity.make_objective(generator, context, settings, reference.generate)
+    z, energy = objective.z[:settings.speed_batch], objective.energy[:settings.speed_batch]
+    rows, built = [], {}
+    for name in names:
+        reason = "not registered" if name not in registry.names() else registry.unavailable_reason(name)
+        if reason:
+            rows.append({"variant": name, "skipped": reason})
+            continue
+        start = time.perf_counter()
+        variant = built[name] = build(generator, calibration, context, settings=settings, cache_dir=cache_dir,
+                                      log=log) if name == NAME else registry.build(name, generator, calibration,
+                                                                                   context)
+        seconds = time.perf_counter() - start
+        result = objective.evaluate_generator(variant.generate)
+        speed = warmed_speedup(lambda: reference.generate(z, energy), lambda: variant.generate(z, energy),
+                               settings.pairs, seed=settings.seed)
+        row = {"variant": name, "worst_ratio": result.worst_ratio, "worst": result.worst,
+               "accuracy_metric": result.accuracy_metric, "speedup": [speed.median, speed.low, speed.high],
+               "build_seconds": seconds}
+        if isinstance(variant, AutoMixedVariant):
+            row["tuning_seconds"] = variant.choice.tuning_seconds
+            row["choice_cached"] = variant.choice.from_cache
+        rows.append(row)
+        log(f"compare: {name}: worst ratio {result.worst_ratio:.3g}, {speed.format()}, build {seconds:.0f} s")
+    if NAME in built and HAND_MIX_VARIANT in built:
+        auto, hand = built[NAME], built[HAND_MIX_VARIANT]
+        speed = warmed_speedup(lambda: hand.generate(z, energy), lambda: auto.generate(z, energy),
+                               settings.pairs, seed=settings.seed)
+        rows.append({"variant": f"{NAME} vs {HAND_MIX_VARIANT}", "speedup": [speed.median, speed.low, speed.high]})
+    return rows
+
+
+def format_comparison(rows) -> str:
+    """A markdown table of :func:`compare` rows."""
+    lines = ["| variant | worst ratio | verdict | accuracy metric | speed-up vs Keras fp32 (rough) | build/tuning s |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['variant']} | - | skipped: {r['skipped']} | - | - | - |")
+        elif "worst_ratio" not in r:
+            m = r["speedup"]
+            lines.append(f"| {r['variant']} | - | - | - | {m[0]:.2f}x [{m[1]:.2f}, {m[2]:.2f}] | - |")
+        else:
+            m = r["speedup"]
+            tuning = f"{r['build_seconds']:.0f}"
+            if "tuning_seconds" in r:
+                tuning += f" (sweeps+verify {r['tuning_seconds']:.0f}{', cached' if r['choice_cached'] else ''})"
+            verdict = "inside" if r["worst_ratio"] <= TOLERANCE else "outside"
+            lines.append(f"| {r['variant']} | {r['worst_ratio']:.3g} | {verdict} | {r['accuracy_metric']:.3g} | "
+                         f"{m[0]:.2f}x [{m[1]:.2f}, {m[2]:.2f}] | {tuning} |")
+    return "\n".join(lines)
 
 
 def _check() -> None:

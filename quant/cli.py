@@ -129,12 +129,9 @@ def cmd_sensitivity(args) -> None:
 
         choice = auto_mixed.select(generator, calibration, context, settings=settings, cache_dir=args.cache)
         sections.append("auto-mixed choice\n\n" + "\n".join(f"- {line}" for line in auto_mixed.describe(choice)))
-        if args.compare:  # a study of several variants: the study runner's (the layer above quant)
-            from study import compare
-
-            sections.append(compare.format_comparison(compare.compare(
-                args.model, settings=settings, cache_dir=args.cache, calibration_showers=args.calibration_n,
-                calibration_seed=args.calibration_seed)))
+        if args.compare:
+            sections.append(auto_mixed.format_comparison(auto_mixed.compare(
+                generator, calibration, context, settings=settings, cache_dir=args.cache)))
     paths = sensitivity_report.write_report(sweep, args.out, stem, sections)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
