@@ -236,6 +236,8 @@ def test_two_workers_one_killed_equal_in_process_generation(tmp_path):
     assert np.array_equal(produced.ecal, _shards_in_process(plan))  # fp32: bitwise
     paired = {c["check"]: c for c in manifest["validation"]["checks"]}["paired"]
     assert paired["status"] == "ok" and paired["showers"] == 100
+    # 112 showers cannot be energy-matched to the 100 Geant4 reference events: not judged, and so not a pass
+    assert manifest["validation"]["status"] == "not judged" and "not a pass" in manifest["validation"]["verdict"]
     assert manifest["variant"]["op_report"]["variant"] == "fp32" and manifest["model"]["weights_sha256"]
 
 
