@@ -1,7 +1,9 @@
 """The end-of-session table of showers/s and speed-ups per variant, and its JSON twin (for the report).
 
 A row is a plain dict (JSON as it is), made by benchmarks/test_speedup.py: model, variant, batch, threads,
-showers_per_s, seconds_per_batch, speedup ({median, low, high, pairs, ...} or None for the reference), geant4
+showers_per_s, seconds_per_batch (pytest-benchmark's rounds), speedup (the interleaved measurement as the report
+stores it per batch size, study.results.SpeedResult.to_dict(): median, low, high, pairs, reference_s, variant_s,
+showers_per_s and fp32_showers_per_s in those pairs; None for the reference), geant4
 (per energy bin), op_summary, int8_ops, physics, floor ({floor, verdict, reason}), target ({speedup, met, reason});
 with --benchmark-compare also last_run ({speedup, showers_per_s} of the compared run, where it had this test).
 """
