@@ -11,12 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-try:
-    from gan.cli_types import energy_range as energy_range_arg
-    from gan.cli_types import positive_int
-    from gan.cli_types import seed as seed_int
-except ImportError:  # pragma: no cover - before gan.cli_types
-    from gan.cli import energy_range_arg, positive_int, seed_int
+from gan.cli_types import energy_range as energy_range_arg
+from gan.cli_types import positive_int
+from gan.cli_types import seed as seed_int
 
 DEFAULT_VARIANT = "folded"
 DEFAULT_SHARD_SIZE = 1000

@@ -62,14 +62,10 @@ def resolve_variant(variant: str, model: str | None) -> tuple[str, str, str | No
 
 def known_failure(model: str, variant: str):
     """The registered known failure of (model, variant) on this machine's stack, or None."""
+    from gan.machine import Here
     from verdict import known_failures
 
-    try:
-        from gan.machine import Here
-
-        here = Here.now()
-    except ImportError:  # pragma: no cover - before gan.machine
-        here = known_failures.Stack.here()
+    here = Here.now()
     failures = known_failures.load()
     for check in known_failures.CHECKS:
         found = known_failures.find(failures, model, variant, check, here)

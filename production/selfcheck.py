@@ -46,16 +46,7 @@ def _fp32(model: str):
     from gan.pretrained import load_generator
     from quant import registry
 
-    return registry.build("fp32", load_generator(model), None, model) if _takes_context() else \
-        registry.build("fp32", load_generator(model), None)
-
-
-def _takes_context() -> bool:
-    import inspect
-
-    from quant import registry
-
-    return len(inspect.signature(registry.build).parameters) >= 4
+    return registry.build("fp32", load_generator(model), None, model)
 
 
 def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:

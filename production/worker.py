@@ -8,7 +8,6 @@ N workers on one machine share its cores instead of each taking them all.
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 import time
@@ -43,16 +42,7 @@ def pin_threads(threads: int, variant: str) -> dict[str, str]:
     from quant.base import read_variant_file
 
     name = read_variant_file(variant)["variant"] if Path(variant).is_dir() else variant
-    family = getattr(registry.get(name), "family", None)
-    if family is None:  # pragma: no cover - quant before per-family thread setters
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            pass
-        return {"tensorflow": f"intra-op {tf.config.threading.get_intra_op_parallelism_threads()}"}
+    family = registry.get(name).family
     got = {}
     for fam in {f.name: f for f in (registry.family("keras"), family)}.values():
         got[fam.name] = fam.set_threads(threads) if fam.set_threads else "no thread control"
@@ -70,9 +60,7 @@ def build_variant(model: str, variant: str):
 
     generator = load_generator(model)
     calibration = make_calibration(CALIBRATION_SHOWERS, CALIBRATION_SEED, trained_energy_range(model))
-    if len(inspect.signature(registry.build).parameters) >= 4:  # quant with BuildContext: the model's name
-        return registry.build(variant, generator, calibration, model)
-    return registry.build(variant, generator, calibration)
+    return registry.build(variant, generator, calibration, model)  # context: the model's name
 
 
 def cached_variant(model: str, variant: str, threads: int | None) -> tuple[object, dict, float]:
