@@ -279,11 +279,11 @@ def _run_shards(client, plan, out, todo, threads, manifest, done, log) -> list[d
             if now - last_log >= PROGRESS_EVERY_S:
                 log(f"  {len(results)}/{len(futures)} shards")
                 last_log = now
-    finally:
+    finally:  # also on a failed shard or Ctrl-C: what finished is recorded, a re-run resumes from it
         for f in futures:
             f.cancel()
-    manifest["shards"] = [done[i] for i in sorted(done)]
-    manifests.write(out, manifest)
+        manifest["shards"] = [done[i] for i in sorted(done)]
+        manifests.write(out, manifest)
     return results
 
 
