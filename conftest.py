@@ -28,11 +28,12 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def cern_weights():
     """Path of CERN's 2017 generator weights; skips when ../shared (or a cached download) is absent."""
-    from gan.pretrained import find_cern_weights
+    from gan.pretrained import find_cern_weights, shared_dir
 
     path = find_cern_weights()
     if path is None:
-        pytest.skip("CERN 3DGAN weights not available (no ../shared/models, no cached download)")
+        pytest.skip(f"CERN 3DGAN weights not available (not in {shared_dir()}/models, no cached download; "
+                    "--shared DIR or $CALOGAN_SHARED names the shared folder)")
     return path
 
 
