@@ -239,6 +239,8 @@ def test_two_workers_one_killed_equal_in_process_generation(tmp_path):
     # 112 showers cannot be energy-matched to the 100 Geant4 reference events: not judged, and so not a pass
     assert manifest["validation"]["status"] == "not judged" and "not a pass" in manifest["validation"]["verdict"]
     assert manifest["variant"]["op_report"]["variant"] == "fp32" and manifest["model"]["weights_sha256"]
+    timing = manifest["runs"][-1]["timing"]  # worker-local cache: one build per worker process (the killed one's
+    assert timing["model_loads"] == timing["worker_processes_used"] <= 3  # replacement builds once more)
 
 
 @pytest.mark.slow
