@@ -194,7 +194,7 @@ def _selection(config, state: BenchState) -> list[tuple[str, str, int]]:
     if not state.gate:
         return [(m, v, b) for m in models for v in variants for b in sizes]
     # the gate: every floor's (model, variant, batch), narrowed only by options given explicitly
-    return [(m, v, b) for m, v, b in state.floor_table.keys()
+    return [(m, v, b) for m, v, b in state.floor_table.keys()  # noqa: SIM118 - FloorTable.keys(), not a dict
             if (not config.getoption("models") or m in models)
             and (not config.getoption("variants") or v in variants)
             and (not config.getoption("batch_sizes") or b in sizes)]

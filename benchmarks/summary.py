@@ -10,7 +10,10 @@ with --benchmark-compare also last_run ({speedup, showers_per_s} of the compared
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _speedup(row: dict) -> str:
@@ -70,7 +73,7 @@ def format_table(rows: list[dict]) -> str:
         columns.insert(6, LAST_RUN_COLUMN)
     cells = [[name for name, _ in columns]] + [[get(r) for _, get in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 

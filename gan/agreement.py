@@ -129,7 +129,7 @@ def format_table(rows: list[dict], result: dict) -> str:
     """The per-bin table (ratios are GAN / Geant4), then the worst value per criterion against its band."""
     table = [[h for h, _ in _COLUMNS]] + [[f(r) for _, f in _COLUMNS] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in table]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=False)) for line in table]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("")
     for c, dev in result["worst"].items():

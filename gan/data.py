@@ -15,14 +15,18 @@ Files are written in the project layout, atomically (temporary file + ``os.repla
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from gan.outputs import clean_stale, temp_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
 
 CELLS = (25, 25, 25)
 """Default (x, y, layer) grid of the 3DGAN ECAL."""
@@ -194,7 +198,7 @@ def _h5_errors(path, what: str):
 
 
 def _open(path) -> h5py.File:
-    if not os.path.exists(path):
+    if not Path(path).exists():
         raise ShowerFileError(path, "file not found")
     try:
         return h5py.File(path, "r", rdcc_nbytes=_CACHE_BYTES)
@@ -343,7 +347,7 @@ def iter_showers(path: str | os.PathLike, chunk_size: int = 256,
     ``path`` may be a production folder (``calogan produce``): its shards are read as one data set, in order,
     one shard at a time; event numbers (``start``) count across shards.
     """
-    if os.path.isdir(path):
+    if Path(path).is_dir():
         return _folder_chunks(path, chunk_size, energy_range, max_events, start, cells)
     layout, index = _plan(path, chunk_size, energy_range, max_events, start, cells)
     return _chunks(path, layout, index, chunk_size)
@@ -354,14 +358,14 @@ def read_showers(path: str | os.PathLike, chunk_size: int = 256,
                  cells: Sequence[int] | None = CELLS, start: int = 0) -> Showers:
     """All selected showers of a file at once; same arguments and result as concatenating
     :func:`iter_showers`, without holding two copies (a production folder: its shards concatenated)."""
-    if os.path.isdir(path):
+    if Path(path).is_dir():
         parts = list(iter_showers(path, chunk_size, energy_range, max_events, cells, start))
         if not parts:
             raise ShowerFileError(path, "no events selected")
         return Showers.concatenate(parts)
     layout, index = _plan(path, chunk_size, energy_range, max_events, start, cells)
     ecal = np.empty((len(index), *layout.grid), dtype=np.float32)
-    for start, batch in zip(range(0, len(index), chunk_size), _chunks(path, layout, index, chunk_size)):
+    for start, batch in zip(range(0, len(index), chunk_size), _chunks(path, layout, index, chunk_size), strict=False):
         ecal[start:start + len(batch)] = batch.ecal
     return Showers(ecal, layout.energy[index],
                    **{name: column[index] for name, column in layout.extras.items()})
@@ -371,7 +375,7 @@ def read_energies(path: str | os.PathLike, energy_range: tuple[float, float] | N
                   cells: Sequence[int] | None = CELLS) -> np.ndarray:
     """Primary energies (GeV) of the selected events, without reading ECAL. Raises ShowerFileError (also when
     no event is selected)."""
-    if os.path.isdir(path):
+    if Path(path).is_dir():
         energy = np.concatenate([_folder_energies(f, energy_range, cells) for f in production_files(path)])
         if len(energy) == 0:
             raise ShowerFileError(path, f"no events with energy in {list(energy_range)} GeV")
@@ -385,7 +389,7 @@ def count_showers(path: str | os.PathLike, energy_range: tuple[float, float] | N
     """Number of events (with ``lo <= energy <= hi`` GeV if given; may be 0). Reads only the
     per-event columns and the layout, not ECAL. Raises ShowerFileError for an invalid file."""
     energy_range = _check_range(energy_range)
-    if os.path.isdir(path):
+    if Path(path).is_dir():
         return sum(len(_folder_energies(f, energy_range, cells)) for f in production_files(path))
     return len(_selected(_scan(path, cells).energy, energy_range))
 
@@ -395,10 +399,9 @@ def production_files(folder: str | os.PathLike) -> list[str]:
     a folder that is not a complete production or a listed shard that is missing."""
     import json
 
-    manifest_file = os.path.join(folder, PRODUCTION_MANIFEST)
+    manifest_file = Path(folder) / PRODUCTION_MANIFEST
     try:
-        with open(manifest_file) as f:
-            manifest = json.load(f)
+        manifest = json.loads(manifest_file.read_text())
     except FileNotFoundError:
         raise ShowerFileError(folder, f"a folder but not a production (no {PRODUCTION_MANIFEST})") from None
     except (OSError, ValueError) as exc:
@@ -407,8 +410,8 @@ def production_files(folder: str | os.PathLike) -> list[str]:
         raise ShowerFileError(manifest_file, "not a production manifest")
     if not manifest.get("complete"):
         raise ShowerFileError(folder, "production is not complete (re-run its produce command to resume it)")
-    files = [os.path.join(folder, entry["file"]) for entry in sorted(manifest["shards"], key=lambda e: e["index"])]
-    missing = [f for f in files if not os.path.isfile(f)]
+    files = [os.fspath(Path(folder) / entry["file"]) for entry in sorted(manifest["shards"], key=lambda e: e["index"])]
+    missing = [f for f in files if not Path(f).is_file()]
     if not files or missing:
         raise ShowerFileError(folder, f"shard file missing: {missing[0]}" if missing else "no shards")
     return files
@@ -482,8 +485,9 @@ class ShowerWriter:
     def __enter__(self) -> ShowerWriter:
         if self._tmp is not None:
             raise RuntimeError("ShowerWriter is not reentrant")
-        clean_stale(os.path.abspath(self.path))  # temporaries of killed writers of this file
-        self._tmp = os.fspath(temp_name(os.path.abspath(self.path)))
+        target = Path(self.path).absolute()
+        clean_stale(target)  # temporaries of killed writers of this file
+        self._tmp = os.fspath(temp_name(target))
         try:
             self._file = h5py.File(self._tmp, "x")
             for key, value in self.attrs.items():
@@ -508,7 +512,7 @@ class ShowerWriter:
                     raise ShowerFileError(self.path, "nothing to write (0 events)")
                 try:
                     self._file.close()
-                    os.replace(self._tmp, self.path)
+                    Path(self._tmp).replace(self.path)
                 except OSError as error:
                     raise ShowerFileError(self.path, f"cannot write: {error}") from None
                 self._tmp = None
@@ -523,7 +527,7 @@ class ShowerWriter:
             self._file = None
         if self._tmp is not None:
             with suppress(FileNotFoundError):
-                os.remove(self._tmp)
+                Path(self._tmp).unlink()
             self._tmp = None
 
     def append(self, ecal, energy, **extra) -> None:

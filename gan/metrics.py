@@ -56,14 +56,14 @@ def _moment_error(ref, cand):
 
 def _profile_error(refs, cands):
     """Mean over x, y, z of the relative L1 profile error (one bin)."""
-    errs = [np.abs(c - r).sum() / max(r.sum(), _FLOOR) for r, c in zip(refs, cands)]
+    errs = [np.abs(c - r).sum() / max(r.sum(), _FLOOR) for r, c in zip(refs, cands, strict=True)]
     return _worst_if_nan(np.mean(errs))
 
 
 def _cern_profile_error(refs, cands):
     """GANutils.metric: mean over x, y, z of the mean over slices of |p_ref - p_cand| / p_ref (one bin)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        errs = [np.mean(np.abs((r - c) / r)) for r, c in zip(refs, cands)]
+        errs = [np.mean(np.abs((r - c) / r)) for r, c in zip(refs, cands, strict=True)]
     return _worst_if_nan(np.mean(errs))
 
 

@@ -61,8 +61,8 @@ def atomic_path(target, mode: int | None = None):
     try:
         yield tmp
         if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
+            Path(tmp).chmod(mode)
+        Path(tmp).replace(target)
     finally:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -185,13 +185,13 @@ def publish_dir(tmp, out) -> None:
     """Move the finished folder ``tmp`` to ``out``, replacing what :func:`check_replaceable` allowed."""
     tmp, out = Path(tmp), Path(out)
     if not out.exists():
-        os.replace(tmp, out)
+        tmp.replace(out)
         return
     old = temp_name(out)
-    os.replace(out, old)
+    out.replace(old)
     try:
-        os.replace(tmp, out)
+        tmp.replace(out)
     except BaseException:
-        os.replace(old, out)
+        Path(old).replace(out)
         raise
     shutil.rmtree(old, ignore_errors=True)

@@ -259,7 +259,7 @@ def format_shift_table(rows, tolerances=None):
 def render_table(table):
     """Rows of strings as aligned text: first column left, the others right, a rule under the header."""
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    lines = [line[0].ljust(widths[0]) + "  " + "  ".join(c.rjust(w) for c, w in zip(line[1:], widths[1:]))
+    lines = [line[0].ljust(widths[0]) + "  " + "  ".join(c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=False))
              for line in table]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)

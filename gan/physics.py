@@ -299,7 +299,7 @@ def format_comparison(candidate_rows, reference_rows):
     """Two physics_summary row lists (same bins) side by side: each cell reads 'candidate / reference'."""
     header = ["E_p [GeV]"] + [h for _, h, _ in _SUMMARY_COLUMNS]
     table = [header]
-    for c, r in zip(candidate_rows, reference_rows):
+    for c, r in zip(candidate_rows, reference_rows, strict=True):
         table.append([f"{c['e_low']:g}-{c['e_high']:g}"] + [
             f"{_summary_cell(c, k, f)} / {_summary_cell(r, k, f)}" for k, _, f in _SUMMARY_COLUMNS])
     return _render(table)
@@ -308,7 +308,7 @@ def format_comparison(candidate_rows, reference_rows):
 def _render(table):
     header = table[0]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in table]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=False)) for line in table]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 

@@ -36,7 +36,7 @@ def plot_comparison(reference, candidate, path, label="GAN", edges=physics.DEFAU
     _profile_panel(axes[0, 0], [(n, physics.longitudinal_profile(s.ecal), st) for n, s, st in pairs], "layer (z)")
     _profile_panel(axes[0, 1], [(n, physics.transverse_profile_x(s.ecal), st) for n, s, st in pairs],
                    "cell (x)", log=True)
-    for (name, showers, _), style in zip(pairs, ("ko", "rs")):
+    for (name, showers, _), style in zip(pairs, ("ko", "rs"), strict=False):
         _sampling_fraction_panel(axes[1, 0], showers, name, style, edges)
     for name, showers, style in pairs:
         counts, edges = physics.cell_energy_spectrum(showers.ecal)

@@ -70,7 +70,7 @@ def cache_dir() -> Path:
 
 def sha256sum(path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -97,7 +97,7 @@ def find_cern_weights() -> Path | None:
 
 def _download(url: str, target: Path, timeout_s: float, max_bytes: int) -> None:
     """``url`` into ``target`` in blocks, refusing more than ``max_bytes`` (WeightFileError)."""
-    with open(target, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+    with Path(target).open("wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
         size = 0
         for block in iter(lambda: response.read(1 << 20), b""):
             size += len(block)

@@ -87,7 +87,7 @@ def load_training_showers(config: TrainConfig) -> data.Showers:
     ecal = np.empty((sum(counts), *SHOWER_SHAPE), np.float32)
     energy = np.empty(sum(counts), np.float32)
     start = 0
-    for path, count in zip(config.data_paths, counts):
+    for path, count in zip(config.data_paths, counts, strict=True):
         if count == 0:
             continue
         for chunk in data.iter_showers(path, max_events=count):
@@ -136,7 +136,8 @@ class Trainer:
         self.d_opt = keras.optimizers.RMSprop(config.learning_rate)
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt.build(self.discriminator.trainable_variables)
-        self.ema = [tf.Variable(v.numpy(), trainable=False, name=f"ema_{i}") for i, v in enumerate(self.generator.weights)]
+        self.ema = [tf.Variable(v.numpy(), trainable=False, name=f"ema_{i}")
+                    for i, v in enumerate(self.generator.weights)]
         self.iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
         self.position = tf.Variable([0, 0], dtype=tf.int64, name="epoch_batch")
         seeds = [v.value for v in self.discriminator.variables if "seed_generator" in v.path]  # dropout's RNG
@@ -168,18 +169,20 @@ class Trainer:
         for images, label, sums in ((real, real_label, real_sum), (fake, fake_label, fake_sum)):
             with tf.GradientTape() as tape:  # CERN: one update on the real batch, one on the fake batch
                 loss = self._loss(d(images, training=True), label, energy, sums)
-            self.d_opt.apply_gradients(zip(tape.gradient(loss, d.trainable_variables), d.trainable_variables))
+            grads = tape.gradient(loss, d.trainable_variables)
+            self.d_opt.apply_gradients(zip(grads, d.trainable_variables, strict=True))
             d_loss += 0.5 * loss
         g_loss = 0.0
         for k in (1, 2):
             with tf.GradientTape() as tape:  # D in training mode (batch statistics), as it is trained
                 out = g(z[k] * energy[:, None], training=True)
                 loss = self._loss(d(out, training=True), tf.ones_like(energy), energy, fake_sum)
-            self.g_opt.apply_gradients(zip(tape.gradient(loss, g.trainable_variables), g.trainable_variables))
+            grads = tape.gradient(loss, g.trainable_variables)
+            self.g_opt.apply_gradients(zip(grads, g.trainable_variables, strict=True))
             g_loss += 0.5 * loss
         decay = tf.minimum(self.config.ema_decay, (1.0 + tf.cast(self.iteration, tf.float32))
                            / (10.0 + tf.cast(self.iteration, tf.float32)))
-        for avg, var in zip(self.ema, g.weights):
+        for avg, var in zip(self.ema, g.weights, strict=True):
             avg.assign(decay * avg + (1.0 - decay) * tf.cast(var, tf.float32))
         self.iteration.assign_add(1)
         alive = tf.reduce_mean(tf.cast(fake > 0, tf.float32))
@@ -226,7 +229,7 @@ def evaluate(generator, heldout: data.Showers, seed: int) -> tuple[list[dict], d
 
 def record_evaluation(run_dir: Path, entry: dict, generator, metadata: dict) -> bool:
     """Append ``entry`` to the history; if its score beats ``best.json``'s, save the generator as the best."""
-    with open(run_dir / HISTORY, "a") as f:
+    with (run_dir / HISTORY).open("a") as f:
         f.write(json.dumps(entry) + "\n")
     best = read_best(run_dir)
     if best is not None and not entry["score"] < best["score"]:
@@ -310,7 +313,7 @@ def train(config: TrainConfig, log=print) -> Path:
 
 
 def _loop(trainer, showers, heldout, fit, epoch, batch0, n_batches, stop, log):
-    config, run_dir = trainer.config, Path(trainer.config.run_dir)
+    config = trainer.config
     started = last_ckpt = last_log = time.monotonic()
     while epoch < config.epochs:
         order = np.random.default_rng([config.seed, epoch]).permutation(len(showers))

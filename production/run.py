@@ -136,18 +136,17 @@ def _folder_digest(folder) -> dict | None:
     return {str(p.relative_to(root)): sha256sum(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def software_versions(variant: str) -> dict:
-    import importlib.metadata
+PRODUCTION_PACKAGES = ("dask", "distributed", "calogan_precision")  # production's own runtime, and this project
 
-    names = ["numpy", "h5py", "tensorflow-cpu", "tensorflow", "keras", "openvino", "nncf", "neural-compressor",
-             "ai-edge-litert", "dask", "distributed", "calogan-precision"]
-    versions = {"python": platform.python_version()}
-    for dist in names:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return versions
+
+def software_versions() -> dict:
+    """Python's version and, by import name (None: not installed), gan.machine's base packages, every variant
+    family's runtime (quant.registry.runtime_packages) and production's own."""
+    from gan import machine
+    from quant import registry
+
+    names = machine.BASE_PACKAGES + registry.runtime_packages() + PRODUCTION_PACKAGES
+    return {"python": platform.python_version()} | machine.package_versions(names)
 
 
 def _tasks(plan: Plan, out: Path, todo: list[int], threads: int | None) -> list[dict]:
@@ -225,7 +224,7 @@ def produce(plan: Plan, out, existing: dict | None, provenance: dict, *, workers
     missing = sorted(set(range(plan.n_shards)) - {e["index"] for e in manifest["shards"]})
     if missing:
         raise ProductionError(f"{out}: shards {missing[:5]} missing after the run (re-run to resume)")
-    manifest["software"] = software_versions(plan.variant)
+    manifest["software"] = software_versions()
     run["wall_s"] = time.time() - started
     manifest["runs"].append(run)
     made = [r for r in manifest["runs"] if r.get("shards_made")]

@@ -70,7 +70,7 @@ def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:
     def fp32_showers(index: np.ndarray) -> np.ndarray:
         missing = [int(i) for i in index if int(i) not in fp32_cache]
         if missing:
-            for i, shower in zip(missing, fp32.generate(z[missing], energy[missing])):
+            for i, shower in zip(missing, fp32.generate(z[missing], energy[missing]), strict=True):
                 fp32_cache[i] = shower
         return np.stack([fp32_cache[int(i)] for i in index])
 

@@ -68,7 +68,7 @@ def range_stats(layer: str, values: np.ndarray, scale: float | None = None) -> A
     percentiles = np.percentile(x, PERCENTILES)
     return ActivationStats(
         layer, int(x.size), float(x.min()), float(x.max()),
-        {f"p{p:g}": float(v) for p, v in zip(PERCENTILES, percentiles)},
+        {f"p{p:g}": float(v) for p, v in zip(PERCENTILES, percentiles, strict=True)},
         float(np.mean(x == 0)), scale, rounded_to_zero_fraction(x, scale),
         float(magnitude.max() / tail) if tail > 0 else float("inf") if magnitude.max() > 0 else 1.0)
 

@@ -35,7 +35,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from gan.outputs import write_json_atomic
 from quant.base import OpReport, VariantError, VariantUnavailable, read_variant_file, write_variant_file
@@ -43,6 +43,9 @@ from quant.context import as_context
 from quant.openvino import OPENVINO
 from quant.registry import VariantSpec, register
 from quant.sensitivity import FP32, SweepSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 NAME = "auto-mixed"
 RUNTIME = "openvino"
@@ -133,7 +136,7 @@ def rank_candidates(allowed: Mapping[str, list[str]], macs: Mapping[str, float],
     layers = list(allowed)
     ranked = []
     for combo in itertools.product(*(allowed[layer] for layer in layers)):
-        assignment = dict(zip(layers, combo))
+        assignment = dict(zip(layers, combo, strict=True))
         ratio_sum = sum(solo[p][layer].worst_ratio for layer, p in assignment.items() if p != FP32)
         ranked.append(Candidate(assignment, estimated_speedup(assignment, macs), ratio_sum))
     order = {p: i for i, p in enumerate(PRECISION_ORDER)}
@@ -255,10 +258,11 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
+DEFAULT_SETTINGS = SweepSettings()  # the sweep behind every auto-mixed build
 QUICK_SETTINGS = SweepSettings(showers=8, bins=1, pairs=1, speed_batch=2)  # BuildContext.quick: interface only
 
 
-def select(generator, calibration, context=None, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
+def select(generator, calibration, context=None, *, settings: SweepSettings = DEFAULT_SETTINGS, cache_dir=None,
            use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log) -> Choice:
     """Run (or read) the solo sweeps on OpenVINO, choose and verify an assignment; cached. ``context``: the
     model's :class:`~quant.context.BuildContext` (or name; None: a weight file): its requirements and energy
@@ -365,7 +369,7 @@ def _inner_as(inner, name: str):
     return OpenVINOGenerator(name, inner.model, inner.info)
 
 
-def build(generator, calibration, context=None, *, settings: SweepSettings = SweepSettings(), cache_dir=None,
+def build(generator, calibration, context=None, *, settings: SweepSettings = DEFAULT_SETTINGS, cache_dir=None,
           use_cache: bool = True, refresh: bool = False, log: Callable[[str], None] = _log,
           name: str = NAME) -> AutoMixedVariant:
     """Select (sweeps and choice cached) and build the auto-mixed variant (called ``name``) for the model of
@@ -387,7 +391,7 @@ def load(directory, name: str = NAME) -> AutoMixedVariant:
     return AutoMixedVariant(openvino.load(directory, name=name), Choice.from_dict(info["auto_mixed"]), name)
 
 
-def compare(generator, calibration, context=None, names=COMPARED, *, settings: SweepSettings = SweepSettings(),
+def compare(generator, calibration, context=None, names=COMPARED, *, settings: SweepSettings = DEFAULT_SETTINGS,
             cache_dir=None, log: Callable[[str], None] = _log) -> list[dict]:
     """Each registered, available variant of ``names`` on the same objective (the one the choice was made on):
     worst ratio, accuracy metric, speed-up vs the Keras fp32 reference (rough), and its build (tuning) seconds;
@@ -412,7 +416,7 @@ def compare(generator, calibration, context=None, names=COMPARED, *, settings: S
                                                                                    context)
         seconds = time.perf_counter() - start
         result = objective.evaluate_generator(variant.generate)
-        speed = warmed_speedup(lambda: reference.generate(z, energy), lambda: variant.generate(z, energy),
+        speed = warmed_speedup(lambda: reference.generate(z, energy), lambda v=variant: v.generate(z, energy),
                                settings.pairs, seed=settings.seed)
         row = {"variant": name, "worst_ratio": result.worst_ratio, "worst": result.worst,
                "accuracy_metric": result.accuracy_metric, "speedup": [speed.median, speed.low, speed.high],

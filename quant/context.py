@@ -20,7 +20,10 @@ its physics: never validate or report one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 QUICK_SHOWERS = 32  # seeded showers of a quick build's physics objective (4 energy bins of 8)
 

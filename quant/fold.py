@@ -117,7 +117,7 @@ def conv3d(x: np.ndarray, kernel: np.ndarray, pads) -> np.ndarray:
     x = np.pad(np.asarray(x, np.float64), [(0, 0), *pads, (0, 0)])
     kernel = np.asarray(kernel, np.float64)
     k1, k2, k3, cin, cout = kernel.shape
-    out_shape = [n - k + 1 for n, k in zip(x.shape[1:4], (k1, k2, k3))]
+    out_shape = [n - k + 1 for n, k in zip(x.shape[1:4], (k1, k2, k3), strict=True)]
     # the k3 taps of the last axis side by side: one (cells, k3*in) @ (k3*in, out) product per (i, j) tap
     windows = np.lib.stride_tricks.sliding_window_view(x, k3, axis=3)  # (N, D, H, W', in, k3)
     out = np.zeros((len(x), *out_shape, cout))
@@ -217,7 +217,7 @@ def _check_conv(layer) -> None:
 def _conv_pads(conv, pending) -> list[tuple[int, int]]:
     """High-resolution zero padding in front of ``conv``: a ZeroPadding3D before it plus its own 'same'."""
     own = same_pads(conv.kernel.shape[:3]) if conv.padding == "same" else [(0, 0)] * 3
-    return [(a + c, b + d) for (a, b), (c, d) in zip(own, pending or [(0, 0)] * 3)]
+    return [(a + c, b + d) for (a, b), (c, d) in zip(own, pending or [(0, 0)] * 3, strict=True)]
 
 
 def _merged_dense(keras, dense, reshape, conv, pads):
@@ -227,7 +227,7 @@ def _merged_dense(keras, dense, reshape, conv, pads):
     if dense.activation.__name__ != "linear" or not dense.use_bias or not conv.use_bias:
         raise FoldError(f"{dense.name}/{conv.name}: the merge needs a linear Dense and biased Conv3D")
     kernel, bias = merge_dense_conv(dense.kernel, dense.bias, grid, conv.kernel, conv.bias, pads)
-    out_grid = tuple(n - k + 1 + a + b for n, k, (a, b) in zip(grid[:3], conv.kernel.shape[:3], pads))
+    out_grid = tuple(n - k + 1 + a + b for n, k, (a, b) in zip(grid[:3], conv.kernel.shape[:3], pads, strict=True))
     cout = conv.kernel.shape[4]
     layer = keras.layers.Dense(kernel.shape[1], activation=conv.activation.__name__, name=MERGED_DENSE)
     return [(layer, [kernel, bias]), (keras.layers.Reshape(out_grid + (cout,), name=reshape.name), [])]
@@ -235,9 +235,9 @@ def _merged_dense(keras, dense, reshape, conv, pads):
 
 def _folded_conv(keras, up, conv, pads, size_in):
     kernel = np.asarray(conv.kernel)
-    size_out = [n * s + a + b - k + 1 for n, s, (a, b), k in zip(size_in, up.size, pads, kernel.shape[:3])]
+    size_out = [n * s + a + b - k + 1 for n, s, (a, b), k in zip(size_in, up.size, pads, kernel.shape[:3], strict=True)]
     plans = [AxisPlan(int(s), a, int(k), int(n), int(o))
-             for s, (a, _), k, n, o in zip(up.size, pads, kernel.shape[:3], size_in, size_out)]
+             for s, (a, _), k, n, o in zip(up.size, pads, kernel.shape[:3], size_in, size_out, strict=True)]
     lowres = [p.lowres_pads for p in plans]
     if min(min(p) for p in lowres) < 0:
         raise FoldError(f"{conv.name}: this fold would need cropping the low-resolution grid (not supported)")

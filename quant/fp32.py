@@ -8,13 +8,16 @@ weights, :data:`WEIGHTS_FILE`) plus ``variant.json``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gan.model import LATENT_SIZE, SHOWER_SHAPE, latent_input
 from quant.base import OpPrecision, OpReport, VariantError, read_variant_file, write_variant_file
 from quant.registry import Family, VariantSpec, register, register_family
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 WEIGHTS_FILE = "generator.h5"
 BATCH_SIZE = 128  # showers per call of the traced graph

@@ -25,12 +25,12 @@ report. On stock TensorFlow only ``dense_1`` is quantizable, so tuning takes one
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gan.model import generate as keras_generate
 from quant.base import VariantError
-from quant.calibration import Calibration
 from quant.context import QUICK_SHOWERS, as_context
 from quant.inc import (
     BATCH_SIZE,
@@ -47,6 +47,9 @@ from quant.inc import (
 )
 from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective
 from quant.registry import VariantSpec, register
+
+if TYPE_CHECKING:
+    from quant.calibration import Calibration
 
 NAME = "inc-int8-tuned"
 OBJECTIVE_SHOWERS = DEFAULT_SHOWERS  # seeded showers each candidate is scored on

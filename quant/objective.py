@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gan import metrics, paired
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ACCEPT_SCORE = 0.5  # score at a worst tolerance ratio of exactly 1
 # What the tuners accept: 3/4 of the tolerance. Tuned right at the tolerance on their own seeded showers, NNCF's

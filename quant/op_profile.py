@@ -40,7 +40,7 @@ def keras_profile(model, x: np.ndarray, repeats: int = 5) -> list[OpTime]:
             continue
         run = tf.function(lambda t, layer=layer: layer(t, training=False))
         out = run(value)
-        seconds = _median_seconds(lambda: run(value), repeats)
+        seconds = _median_seconds(lambda run=run, value=value: run(value), repeats)
         rows.append(OpTime(layer.name, f"{type(layer).__name__} {layer.compute_dtype}", seconds))
         value = out
     return rows

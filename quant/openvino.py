@@ -24,8 +24,8 @@ import functools
 import importlib.util
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from quant.base import OpPrecision, OpReport, VariantError, VariantUnavailable, 
 from quant.calibration import Calibration
 from quant.cpu import BF16_FLAGS, require_any
 from quant.registry import Family, VariantSpec, register, register_family
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 FP32, INT8, MIXED, INT8_BF16 = "openvino-fp32", "openvino-int8", "openvino-mixed", "int8+bf16"
 DEVICE = "CPU"
@@ -74,7 +77,7 @@ def set_threads(threads: int) -> str:
         return f"INFERENCE_NUM_THREADS {core.get_property(DEVICE, 'INFERENCE_NUM_THREADS')}"
     except ImportError:
         return "not installed"
-    except Exception as exc:  # an OpenVINO without this property: say so rather than fail the run
+    except Exception as exc:  # noqa: BLE001 - an OpenVINO without this property: say so, do not fail the run
         return f"not set ({type(exc).__name__}: {exc})"
 
 

@@ -85,7 +85,8 @@ def _conv3d(ops, x, layer, state):
     kernel = _array(layer.kernel)
     begin, end = _same_pads(kernel.shape[:3]) if layer.padding == "same" else ([0] * 3, [0] * 3)
     pad_begin, pad_end = state.pop("pads", ([0] * 3, [0] * 3))
-    begin, end = [a + b for a, b in zip(begin, pad_begin)], [a + b for a, b in zip(end, pad_end)]
+    begin = [a + b for a, b in zip(begin, pad_begin, strict=True)]
+    end = [a + b for a, b in zip(end, pad_end, strict=True)]
     y = ops.convolution(x, ops.constant(kernel.transpose(KERAS_TO_OIDHW).copy()), [1, 1, 1], begin, end,
                         [1, 1, 1], name=layer.name)
     if layer.use_bias:
@@ -132,7 +133,7 @@ def _upsampling3d(ops, x, layer, state):
     from openvino import opset10
 
     spatial = [d.get_length() for d in list(x.get_output_partial_shape(0))[2:]]
-    sizes = np.array([n * s for n, s in zip(spatial, layer.size)], np.int32)
+    sizes = np.array([n * s for n, s in zip(spatial, layer.size, strict=True)], np.int32)
     return opset10.interpolate(x, ops.constant(sizes), ops.constant(np.array(layer.size, np.float32)), "nearest",
                                "scales", coordinate_transformation_mode="asymmetric", nearest_mode="floor",
                                axes=ops.constant(np.array([2, 3, 4], np.int64)), name=layer.name)

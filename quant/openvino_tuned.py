@@ -19,11 +19,11 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from quant.base import VariantError
-from quant.calibration import Calibration
 from quant.context import QUICK_SHOWERS, as_context
 from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS, TUNING_SCORE, PhysicsObjective
 from quant.openvino import (
@@ -39,6 +39,9 @@ from quant.openvino import (
     requires,
 )
 from quant.registry import VariantSpec, register
+
+if TYPE_CHECKING:
+    from quant.calibration import Calibration
 
 TUNED = "openvino-int8-tuned"
 VALIDATION_SHOWERS = DEFAULT_SHOWERS  # seeded inputs of the objective (4 energy bins of 128)
@@ -105,7 +108,7 @@ class PhysicsValidation:
         """NNCF's validation_fn: (score of all given items together, score of each item)."""
         items = list(items)
         showers = [np.asarray(compiled_model(x)[0], np.float32) for _, x in items]
-        per_item = [self.score(self.indices[k], s).score for (k, _), s in zip(items, showers)]
+        per_item = [self.score(self.indices[k], s).score for (k, _), s in zip(items, showers, strict=True)]
         evaluation = self.score(np.concatenate([self.indices[k] for k, _ in items]), np.concatenate(showers))
         self.validations += 1
         return evaluation.score, per_item

@@ -22,9 +22,12 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from quant.base import Variant, VariantError, VariantUnavailable, read_variant_file
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # the modules that declare the families and register their variants: the one list (nothing else is per backend)
 VARIANT_MODULES = ("quant.fp32", "quant.bf16", "quant.tflite", "quant.openvino", "quant.inc", "quant.inc_tuned",

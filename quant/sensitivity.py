@@ -35,7 +35,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from quant.activations import COMPUTE, WEIGHTED, ActivationStats
 from quant.base import VariantError, VariantUnavailable, array_sha256, weights_sha256
 from quant.context import BuildContext, as_context
 from quant.objective import DEFAULT_SEED, DEFAULT_SHOWERS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 FP32 = "fp32"
 TARGETS = ("int8", "bf16")

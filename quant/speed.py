@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95

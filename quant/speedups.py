@@ -53,8 +53,8 @@ def measure(model: str, variants: list[str], batch_sizes: list[int], pairs: int 
             for base in BASELINES:
                 if base == name:
                     continue
-                speed = warmed_speedup(lambda b=built[base]: b.generate(z, energy),
-                                       lambda v=built[name]: v.generate(z, energy), _pairs(batch, pairs))
+                speed = warmed_speedup(lambda b=built[base], z=z, e=energy: b.generate(z, e),
+                                       lambda v=built[name], z=z, e=energy: v.generate(z, e), _pairs(batch, pairs))
                 row[f"vs_{base}"], row["seconds"] = speed, speed.variant_s
                 row[f"{base}_seconds"] = speed.reference_s
             rows.append(row)

@@ -261,7 +261,7 @@ def draw_moments(samples: list[Sample], edges, title: str):
     data = {s.label: moments_data(s, edges) for s in samples}
     with hep_style() as plt:
         fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), sharex=True, layout="constrained")
-        for (order, axis), ax in zip(MOMENT_PANELS, axes.flat):
+        for (order, axis), ax in zip(MOMENT_PANELS, axes.flat, strict=False):
             for label, d in data.items():
                 colour, ls = styles[label]
                 ax.errorbar(d["centre"], d["mean"][:, axis, order], yerr=d["error"][:, axis, order],
@@ -283,7 +283,7 @@ def draw_tradeoff(models: dict[str, list[dict]], title: str):
     """
     with hep_style() as plt:
         fig, axes = plt.subplots(1, len(models), figsize=(8.5 * len(models), 7), squeeze=False, layout="constrained")
-        for ax, (model, points) in zip(axes[0], models.items()):
+        for ax, (model, points) in zip(axes[0], models.items(), strict=True):
             _draw_tradeoff_panel(ax, points)
             ax.set_title(f"model {model}")
         fig.suptitle(title)

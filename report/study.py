@@ -7,7 +7,7 @@ checks, typed results) is :mod:`study`; the names below are re-exported for ``re
 
 from __future__ import annotations
 
-from study.runner import (  # noqa: F401 - re-exported
+from study.runner import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_PAIRS,
     DEFAULT_SHOWERS,
@@ -20,6 +20,10 @@ from study.runner import (  # noqa: F401 - re-exported
     resolve_models,
     resolve_variants,
 )
+
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_PAIRS", "DEFAULT_SHOWERS", "MEMORY_BUDGET_BYTES", "REPORT_PACKAGES",
+           "Progress", "Study", "StudyConfig", "StudyError", "left_out_by_default", "packages", "resolve_models",
+           "resolve_variants", "run_study"]
 
 REPORT_PACKAGES = ("matplotlib", "mplhep")  # the figures'
 

@@ -28,7 +28,8 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("--candidate", required=True, type=Path,
                        help="a saved variant folder (variant.json) or a weight file (CERN layout or ours)")
     check.add_argument("--requirements", type=Path, help="your overrides of verdict/requirements.toml")
-    check.add_argument("--showers", type=increasing_sizes, help="paired sequential stages (default: study/settings.toml)")
+    check.add_argument("--showers", type=increasing_sizes,
+                       help="paired sequential stages (default: study/settings.toml)")
     check.add_argument("--full", action="store_true", help="--full sample sizes and Geant4 reference")
     check.add_argument("--convention", choices=CONVENTIONS, default="ours",
                        help="also print the distances as that field's code computes them (verdicts use ours)")

@@ -10,8 +10,10 @@ the benchmarks' rows take their speed fields from a :class:`SpeedResult` as well
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 GEANT4, FP32 = "Geant4", "FP32"  # labels of the two references in figures and tables
 STATUS_WORDS = {"keeps": "keeps the physics", "breaks": "BREAKS the physics",

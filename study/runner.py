@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -156,7 +156,7 @@ def measure_speed(fp32, variant, inputs: Inputs, batch_sizes, pairs) -> dict[int
     out = {}
     for batch in batch_sizes:
         z, e = inputs.batch(batch)
-        speedup = warmed_speedup(lambda: fp32.generate(z, e), lambda: variant.generate(z, e), pairs)
+        speedup = warmed_speedup(lambda z=z, e=e: fp32.generate(z, e), lambda z=z, e=e: variant.generate(z, e), pairs)
         out[int(batch)] = SpeedResult.from_speedup(int(batch), speedup)
     return out
 
@@ -170,7 +170,7 @@ def reference_speed(fp32, inputs: Inputs, batch_sizes, calls: int = 3) -> dict[i
         z, e = inputs.batch(batch)
         fp32.generate(z, e)
         out[int(batch)] = SpeedResult(int(batch), None,
-                                      batch / float(np.median([seconds(lambda: fp32.generate(z, e))
+                                      batch / float(np.median([seconds(lambda z=z, e=e: fp32.generate(z, e))
                                                                for _ in range(calls)])))
     return out
 
@@ -469,7 +469,7 @@ def run_study(config: StudyConfig, progress: Progress | None = None, packages=()
     sample_size = "full" if config.showers >= min(load_settings(full=True).paired_showers) else "default"
     progress = progress or Progress()
     session = Session(settings.calibration_showers, settings.calibration_seed)
-    results = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results = {"created": datetime.now(UTC).isoformat(timespec="seconds"),
                "command": " ".join(["python -m report", *sys.argv[1:]]),
                "quick": QUICK_NOTE.format(pairs=config.pairs) if config.speed else "speed not measured (--no-speed)",
                "machine": machine_facts(), "software": software_versions(packages),

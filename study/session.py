@@ -18,10 +18,12 @@ import gc
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from study.inputs import Inputs
+if TYPE_CHECKING:
+    from study.inputs import Inputs
 
 REFERENCE_VARIANT = "fp32"
 GENERATE_CHUNK = 64  # showers per generate() call: activations grow with the batch
@@ -33,10 +35,8 @@ def release_memory() -> None:
     """Hand freed memory back to the OS: Python's cycles, then glibc's free lists, so the next variant starts
     from the shared baseline instead of on top of the last one's heap."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: freed memory is reused all the same
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: freed memory is reused by the allocator all the same
-        pass
 
 
 def generate_in_chunks(variant, z: np.ndarray, energy: np.ndarray, chunk: int = GENERATE_CHUNK) -> np.ndarray:

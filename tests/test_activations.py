@@ -37,7 +37,7 @@ def test_all_zero_input_has_nothing_to_round():
     assert (stats.int8_scale, stats.rounded_to_zero, stats.zero_fraction) == (0.0, 0.0, 1.0)
 
 
-@pytest.mark.parametrize("values, message", [(np.array([]), "no activation values"),
+@pytest.mark.parametrize(("values", "message"), [(np.array([]), "no activation values"),
                                              (np.array([1.0, np.nan]), "activations contain NaN or inf")])
 def test_bad_input_names_the_layer(values, message):
     with pytest.raises(ValueError, match=f"conv3d_4: {message}"):

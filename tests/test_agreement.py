@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from synthetic import synthetic_showers
 
 from gan import agreement
-from synthetic import synthetic_showers
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_same_physics_meets_the_target(g4):
     assert result["trend_ok"] and result["passed"] and result["score"] < 0.5
 
 
-@pytest.mark.parametrize("change, failing", [
+@pytest.mark.parametrize(("change", "failing"), [
     (lambda e: 1.1 * e, "sf_ratio"),  # 10% too much energy
     (lambda e: np.roll(e, 3, axis=3), "max_layer_diff"),  # shower maximum 3 layers deeper
     (lambda e: e[:, 12 + (np.arange(25) - 12) // 2], "width_x_ratio"),  # stretched 2x in x
@@ -72,7 +72,8 @@ def test_deviation_scale():
 def test_empty_showers_fail_without_warnings(g4):
     ecal, energy = g4
     rows, result = compare(np.zeros_like(ecal), g4)
-    assert all(np.isnan(r["long_l1"]) for r in rows) and result["score"] == agreement.DEVIATION_CAP and not result["passed"]
+    assert all(np.isnan(r["long_l1"]) for r in rows)
+    assert result["score"] == agreement.DEVIATION_CAP and not result["passed"]
     assert "NOT met" in agreement.format_table(rows, result)
 
 

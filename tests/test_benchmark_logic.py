@@ -50,7 +50,7 @@ def test_floor_table_parses():
     assert table.target_for("bf16", 128).speedup == 3.0
 
 
-@pytest.mark.parametrize("edit, match", [
+@pytest.mark.parametrize(("edit", "match"), [
     (lambda t: t.replace("floor = 1.5", "floor = 1.5\ncolour = 1"), "unknown field"),
     (lambda t: t.replace("floor = 1.5\n", ""), "missing"),
     (lambda t: t.replace("floor = 1.5", "floor = 0"), "must be > 0"),
@@ -73,7 +73,7 @@ AMX = {"amx_tile", "amx_int8", "amx_bf16", "avx512f", "avx512_bf16", "avx2"}
 ZEN4 = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}  # like this project's AMD EPYC
 
 
-@pytest.mark.parametrize("flags, klass", [
+@pytest.mark.parametrize(("flags", "klass"), [
     (AMX, "amx"), (ZEN4, "avx512-bf16"), ({"avx2", "avx512f", "avx512_vnni"}, "avx512"), ({"avx2"}, "avx2"),
     ({"sse4_2"}, "other")])
 def test_cpu_class(flags, klass):
@@ -107,7 +107,7 @@ floor = 1.2
 """
 
 
-@pytest.mark.parametrize("threads, flags, gating", [
+@pytest.mark.parametrize(("threads", "flags", "gating"), [
     (2, ZEN4, 1.2),  # measured for this class and thread count: the specific floor gates
     (1, ZEN4, 0.6),  # other thread count: the conservative one
     (2, AMX, 0.6),  # other class: the conservative one
@@ -121,7 +121,7 @@ def test_the_most_specific_applicable_floor_gates(threads, flags, gating):
                                VERSIONS)["verdict"] == ("FAIL" if gating > 1.1 else "PASS")
 
 
-@pytest.mark.parametrize("edit, match", [
+@pytest.mark.parametrize(("edit", "match"), [
     (lambda t: t.replace('cpu_class = "avx512-bf16"', 'cpu_class = "zen9"'), "unknown cpu_class"),
     (lambda t: t.replace('threads = 2', 'threads = "two"'), "threads must be"),
     (lambda t: t.replace('cpu = "AMD EPYC"\n', ''), "missing"),
@@ -149,7 +149,7 @@ def test_write_replaces_only_this_class_and_thread_count(tmp_path):
     assert second.count("# >>> measured floors: cpu_class avx512-bf16, 2 threads") == 1
 
 
-@pytest.mark.parametrize("threads, flags, versions, reason", [
+@pytest.mark.parametrize(("threads", "flags", "versions", "reason"), [
     (2, {"amx_bf16", "avx512f"}, VERSIONS, None),
     (4, {"amx_bf16"}, VERSIONS, "measured with 2 threads, here 4"),
     (2, {"avx512f"}, VERSIONS, "needs CPU flag amx_bf16"),
@@ -162,7 +162,7 @@ def test_floor_scope(threads, flags, versions, reason):
     assert why == reason if reason is None else reason in why
 
 
-@pytest.mark.parametrize("speedup, verdict", [
+@pytest.mark.parametrize(("speedup", "verdict"), [
     (_speedup(1.2, 1.0, 1.4), "FAIL"),  # the whole interval is below the floor 1.5
     (_speedup(1.4, 1.2, 1.6), "PASS"),  # the median is below, but the interval reaches the floor: not shown to fail
     (_speedup(1.2, 1.0, 1.5), "PASS"),  # upper end exactly at the floor
@@ -188,7 +188,7 @@ def test_target_met_on_the_median():
     assert met["met"] is True and missed["met"] is False
 
 
-@pytest.mark.parametrize("median, margin, floor", [(2.0, 0.5, 1.0), (3.37, 0.3, 2.35), (1.0, 0.0, 1.0)])
+@pytest.mark.parametrize(("median", "margin", "floor"), [(2.0, 0.5, 1.0), (3.37, 0.3, 2.35), (1.0, 0.0, 1.0)])
 def test_proposed_floor_is_the_median_less_the_margin_rounded_down(median, margin, floor):
     assert floors.proposed_floor(median, margin) == pytest.approx(floor)
     assert floors.proposed_floor(median, margin) <= median * (1 - margin)

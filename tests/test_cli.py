@@ -28,7 +28,7 @@ def test_summary_of_the_reference_sample(capsys):
     assert "100-150" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv_tail, message", [
+@pytest.mark.parametrize(("argv_tail", "message"), [
     (["--model", "missing_weights.h5"], "missing_weights.h5: weight file not found"),
     (["--reference", "no_such_g4.h5"], "no_such_g4.h5: file not found"),
 ])
@@ -107,7 +107,7 @@ def _bad_metadata(f):
     f.attrs["metadata"] = "{not json"
 
 
-@pytest.mark.parametrize("edit, message", [
+@pytest.mark.parametrize(("edit", "message"), [
     (_nan, "has 1 NaN or inf value(s)"),
     (_missing_group, "layer group 'ghost' is listed in 'layer_names' but missing"),
     (_bad_name, "weight name 'kernel'"),
@@ -122,7 +122,7 @@ def test_bad_weight_files_are_one_line_errors(tmp_path, capsys, edit, message):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
+@pytest.mark.parametrize(("argv", "message"), [
     (["generate", "--n", "-5"], "expected a positive integer, got '-5'"),
     (["generate", "--seed", "-1"], "expected a seed"),
     (["generate", "--energy-range", "5:inf"], "finite"),

@@ -63,7 +63,7 @@ def test_separation_power_exact_values_and_empty_bins():
     assert distances.separation_power([0, 1, 0], [0, 0, 1]) == 1.0
 
 
-@pytest.mark.parametrize("h1, h2, message", [
+@pytest.mark.parametrize(("h1", "h2", "message"), [
     ([0, 0], [1, 2], "h1 is empty"),
     ([1, 2], [0, 0], "h2 is empty"),
     ([1, -1], [1, 2], ">= 0"),
@@ -244,7 +244,7 @@ def test_distance_table_rows_cover_every_group_and_are_deterministic(shower_samp
                 for d in ("separation_power", "w1_normalised")]
     assert keys == expected + [("fpd", "all"), ("kpd", "all")]
     assert all(np.isfinite(r["value"]) and r["value"] >= 0 for r in rows[:-1])
-    by_key = {k: r["value"] for k, r in zip(keys, rows)}
+    by_key = {k: r["value"] for k, r in zip(keys, rows, strict=True)}
     # a 10% energy scale separates the sampling fraction, not the centroids
     # (whose 40-event histograms differ by binning noise only)
     for distance in ("separation_power", "w1_normalised"):

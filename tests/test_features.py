@@ -82,7 +82,7 @@ def test_empty_shower_gives_grid_centre_and_zero_widths_without_warnings():
     ecal[1, 2, 3, 1] = 1.0
     names, v = features.high_level_features(ecal, [50.0, 50.0])
     assert np.all(np.isfinite(v))
-    empty = dict(zip(names, v[0]))
+    empty = dict(zip(names, v[0], strict=True))
     assert empty["sampling_fraction"] == 0.0 and empty["hits"] == 0.0
     assert empty["layer_centroid_x_03"] == 2.0 and empty["layer_centroid_y_03"] == 3.0
     assert empty["longitudinal_centroid"] == 1.5

@@ -19,7 +19,7 @@ def upsample(x, sizes):
     return x
 
 
-@pytest.mark.parametrize("sizes, pads, kernel, grid", [
+@pytest.mark.parametrize(("sizes", "pads", "kernel", "grid"), [
     ((2, 2, 2), ((2, 2), (2, 2), (0, 0)), (6, 5, 8), (7, 7, 8)),  # conv3d_2
     ((2, 2, 3), ((1, 1), (0, 0), (3, 3)), (3, 3, 8), (4, 5, 3)),  # conv3d_3 (smaller grid)
     ((3, 1, 2), ((0, 2), (1, 0), (2, 1)), (2, 3, 4), (3, 4, 3)),  # odd scales, asymmetric pads
@@ -29,7 +29,8 @@ def test_subpixel_fold_equals_upsample_pad_conv(sizes, pads, kernel, grid):
     x = rng.normal(size=(2, *grid, 3))
     k = rng.normal(size=(*kernel, 3, 2))
     brute = fold.conv3d(upsample(x, sizes), k, pads)
-    plans = [fold.AxisPlan(s, p[0], kk, n, o) for s, p, kk, n, o in zip(sizes, pads, kernel, grid, brute.shape[1:4])]
+    plans = [fold.AxisPlan(s, p[0], kk, n, o)
+             for s, p, kk, n, o in zip(sizes, pads, kernel, grid, brute.shape[1:4], strict=True)]
     low = fold.conv3d(x, fold.subpixel_kernel(k, plans), [p.lowres_pads for p in plans])
     folded = fold.depth_to_space(low, sizes, brute.shape[1:4])
     np.testing.assert_allclose(folded, brute, rtol=1e-12, atol=1e-12)

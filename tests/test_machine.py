@@ -34,7 +34,7 @@ def test_package_versions_by_import_name_callers_extend_the_base():
 HERE = Here(frozenset({"avx2", "avx512f", "avx512_bf16"}), {"tensorflow": "2.21.0"}, threads=2)
 
 
-@pytest.mark.parametrize("scope, why", [
+@pytest.mark.parametrize(("scope", "why"), [
     (Scope(), None),
     (Scope(threads=2, cpu_class="avx512-bf16"), None),
     (Scope(threads=1), "measured with 1 threads, here 2"),

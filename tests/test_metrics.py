@@ -109,7 +109,7 @@ def test_higher_is_better_is_decreasing(a, b):
 
 @pytest.mark.parametrize("bad", [-0.1, math.nan])
 def test_higher_is_better_rejects_invalid(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a number >= 0"):
         metrics.higher_is_better(bad)
 
 
@@ -142,11 +142,12 @@ def _ganutils_metric(act, gan):
 
     metricp = metrice = 0.0
     m_act, m_gan = moments(act), moments(gan)
-    pos_error = sum(np.abs((a.mean(axis=0) - g.mean(axis=0)) / a.mean(axis=0)) for a, g in zip(m_act, m_gan)) / 3
+    pos_error = sum(np.abs((a.mean(axis=0) - g.mean(axis=0)) / a.mean(axis=0))
+                    for a, g in zip(m_act, m_gan, strict=True)) / 3
     for _ in range(2):  # the repeated block
         metricp += np.sum(pos_error) / 2
     errors = [np.sum(np.abs((a.mean(axis=0) - g.mean(axis=0)) / a.mean(axis=0))) / a.shape[1]
-              for a, g in zip(sums(act), sums(gan))]
+              for a, g in zip(sums(act), sums(gan), strict=True)]
     metrice += sum(errors) / 3
     return [metricp + metrice, metricp, metrice]
 

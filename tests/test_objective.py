@@ -26,7 +26,7 @@ def test_fp32_itself_scores_one(objective):
     assert result.accepted
 
 
-@pytest.mark.parametrize("scale, accepted", [(1.02, True), (1.049, True), (1.10, False), (0.5, False)])
+@pytest.mark.parametrize(("scale", "accepted"), [(1.02, True), (1.049, True), (1.10, False), (0.5, False)])
 def test_energy_scale_is_judged_against_its_tolerance(objective, scale, accepted):
     result = objective.evaluate(objective.fp32_showers * scale)
     assert result.worst_ratio == pytest.approx(abs(scale - 1) / TOLERANCES["total_energy_mean"], rel=1e-3)
@@ -36,7 +36,7 @@ def test_energy_scale_is_judged_against_its_tolerance(objective, scale, accepted
 
 
 def test_score_is_accept_score_exactly_at_tolerance(objective):
-    assert 1 / (1 + 1.0) == ACCEPT_SCORE
+    assert ACCEPT_SCORE == 1 / (1 + 1.0)
 
 
 def test_empty_showers_are_worst(objective):

@@ -32,7 +32,7 @@ def test_absent_or_empty_folders_are_fine(tmp_path):
     outputs.check_replaceable(tmp_path / "empty", "report", overwrite=False)
 
 
-@pytest.mark.parametrize("overwrite, message", [
+@pytest.mark.parametrize(("overwrite", "message"), [
     (False, "pass --overwrite"),
     (True, "not a report written by this suite"),
 ])

@@ -231,22 +231,22 @@ def test_format_comparison_puts_candidate_before_reference():
     assert "10 / 10" in lines[2] and f"{1.1 * ref[0]['sf_mean']:.4f} / {ref[0]['sf_mean']:.4f}" in cells
 
 
-@pytest.mark.parametrize("call", [
-    lambda: physics.total_energy(np.zeros((4, 4, 4))),
-    lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.ones(3)),
-    lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.ones((2, 1))),
-    lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.array([1.0, 0.0])),
-    lambda: physics.moments(np.zeros((1, 2, 2, 2)), order=0),
-    lambda: physics.energy_bin_index(np.ones(2), [10.0]),
-    lambda: physics.energy_bin_index(np.ones(2), [10.0, 5.0]),
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: physics.total_energy(np.zeros((4, 4, 4))), "4 dimensions"),
+    (lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.ones(3)), "3 entries but there are 2 events"),
+    (lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.ones((2, 1))), "must be 1-D"),
+    (lambda: physics.sampling_fraction(np.zeros((2, 3, 3, 3)), np.array([1.0, 0.0])), "must be > 0 GeV"),
+    (lambda: physics.moments(np.zeros((1, 2, 2, 2)), order=0), "order must be an integer >= 1"),
+    (lambda: physics.energy_bin_index(np.ones(2), [10.0]), "at least 2 values"),
+    (lambda: physics.energy_bin_index(np.ones(2), [10.0, 5.0]), "strictly increasing"),
 ])
-def test_invalid_inputs_raise_value_error(call):
-    with pytest.raises(ValueError):
+def test_invalid_inputs_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
         call()
 
 
 def test_default_constants_are_read_only():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         physics.DEFAULT_ENERGY_EDGES_GEV[0] = 0.0
 
 

@@ -57,7 +57,7 @@ def test_a_wrong_download_is_refused(cern):
     assert not any(pretrained.cache_dir().iterdir())
 
 
-@pytest.mark.parametrize("model, lo, hi, warned", [
+@pytest.mark.parametrize(("model", "lo", "hi", "warned"), [
     ("default", 10, 250, False), ("default", 5000, 6000, True), ("cern2017", 100, 500, False),
     ("cern2017", 10, 250, True), ("mine.h5", 5, 100, True)])
 def test_extrapolation_warning(model, lo, hi, warned):

@@ -61,7 +61,7 @@ def test_build_refuses_a_non_empty_folder(fp32_dir, capsys):
     assert "already holds a saved variant" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
+@pytest.mark.parametrize(("argv", "message"), [
     (["build", "int3", "--out", "{tmp}/v"], "unknown variant 'int3'; known variants: "),
     pytest.param(["build", "fp32", "--model", "{tmp}/none.h5", "--out", "{tmp}/v"], "none.h5: weight file not found",
                  marks=pytest.mark.tf),
@@ -119,7 +119,7 @@ def test_build_overwrites_only_a_variant_it_wrote(fp32_dir, tmp_path, capsys):
     assert (ours / "thesis.tex").read_text() == "mine" and (ours / "generator.h5").is_file()
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(("content", "message"), [
     ("[]", "not a saved variant (expected a JSON object"),
     ('{"variant": 3}', "not a saved variant (expected a JSON object"),
     ("{", "unreadable"),

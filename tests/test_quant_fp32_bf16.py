@@ -132,7 +132,7 @@ def test_saved_as_float32_master_weights(built, tmp_path, name):
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("name, fp32_layers", [
+@pytest.mark.parametrize(("name", "fp32_layers"), [
     ("fp32", "all"), ("bf16", {"conv3d_1"}), ("bf16-full", set())])
 def test_op_report(built, generator, name, fp32_layers):
     report = built(name).op_report()
@@ -192,7 +192,7 @@ def test_bf16_needs_a_bf16_cpu(monkeypatch):
     assert registry.unavailable_reason("fp32") is None
 
 
-@pytest.mark.parametrize("z, energy, message", [
+@pytest.mark.parametrize(("z", "energy", "message"), [
     (np.zeros((0, 200)), np.zeros(0), "empty"),
     (np.zeros((4, 100)), np.ones(4), r"shape \(N, 200\)"),
     (np.full((4, 200), np.nan), np.ones(4), "NaN"),

@@ -68,7 +68,7 @@ def test_upsampling_follows_the_convolution_after_it(ov, generator):
     assert "zero_padding3d_1" not in resolved and "latent" not in resolved
 
 
-@pytest.mark.parametrize("precisions, default, message", [
+@pytest.mark.parametrize(("precisions", "default", "message"), [
     ({"conv3d_9": "int8"}, "fp32", "unknown layer.*conv3d_9"),
     ({"zero_padding3d_1": "fp32"}, "fp32", "unknown layer.*zero_padding3d_1"),
     ({"conv3d_2": "int4"}, "fp32", "unknown precision.*conv3d_2: 'int4'"),

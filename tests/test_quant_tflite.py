@@ -99,7 +99,7 @@ def test_int8_runs_dense_in_int8_and_conv3d_in_float(variants):
     assert report.count("int8") > report.count("fp32") and "interpreter" in report.source
 
 
-@pytest.mark.parametrize("name, dense_note, conv_note", [
+@pytest.mark.parametrize(("name", "dense_note", "conv_note"), [
     ("tflite-dynamic", "int8 weights, float activations", "fp32 weights"),
     ("tflite-fp16", "fp16 weights, dequantized to fp32", "fp16 weights, dequantized to fp32"),
 ])
@@ -161,7 +161,7 @@ class RawCalibration:
         return iter([self.inputs[i:i + batch_size] for i in range(0, len(self.inputs), batch_size)])
 
 
-@pytest.mark.parametrize("calibration, message", [
+@pytest.mark.parametrize(("calibration", "message"), [
     (None, "needs calibration data"),
     (RawCalibration(np.zeros((0, model.LATENT_SIZE), np.float32)), "empty"),
     (RawCalibration(np.zeros((4, 100), np.float32)), r"shape \(N, 200\)"),

@@ -109,7 +109,7 @@ def test_drawn_sampling_fraction_points_are_the_data(showers):
     fig = figures.draw_sampling_fraction(samples, EDGES, "test")
     try:
         drawn = [c.lines[0].get_ydata() for c in fig.axes[0].containers]
-        for s, y in zip(samples, drawn):
+        for s, y in zip(samples, drawn, strict=True):
             np.testing.assert_allclose(y, 100 * figures.sampling_fraction_data(s, EDGES)["mean"])
     finally:
         _close(fig)
@@ -177,7 +177,7 @@ def test_cannot_tell_is_its_own_verdict_neither_keeps_nor_breaks(showers):
     assert {key for key, _ in render.CATEGORIES} == set(v)
 
 
-@pytest.mark.parametrize("low, high, expected", [(1.1, 2, "faster"), (0.5, 0.9, "slower"), (0.9, 1.2, "same")])
+@pytest.mark.parametrize(("low", "high", "expected"), [(1.1, 2, "faster"), (0.5, 0.9, "slower"), (0.9, 1.2, "same")])
 def test_speed_class_uses_the_interval(low, high, expected):
     assert study.speed_class({"median": (low + high) / 2, "low": low, "high": high}) == expected
 
@@ -261,7 +261,8 @@ def test_results_round_trip_keeps_every_number(showers, tmp_path):
     assert [results.number(x) for x in back["models"]["default"]["fp32"]["odd"][1:]] == [math.inf, -math.inf, 1.5]
 
 
-@pytest.mark.parametrize("content, message", [("{", "unreadable"), ('{"schema": 99}', "schema 1"), ("[]", "schema")])
+@pytest.mark.parametrize(("content", "message"),
+                         [("{", "unreadable"), ('{"schema": 99}', "schema 1"), ("[]", "schema")])
 def test_bad_results_file_is_a_clear_error(tmp_path, content, message):
     path = tmp_path / "results.json"
     path.write_text(content)

@@ -158,7 +158,7 @@ def test_runtimes_without_per_layer_control_are_a_clear_skip():
         sensitivity.get_runtime("tensorrt")
 
 
-@pytest.mark.parametrize("argv, message", [
+@pytest.mark.parametrize(("argv", "message"), [
     (["--runtime", "tflite"], "no per-layer precision control"),
     (["--showers", "3", "--bins", "2"], "at least 2 showers per energy bin")])
 def test_cli_refuses_bad_requests_in_one_line(argv, message, capsys):

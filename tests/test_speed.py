@@ -76,7 +76,7 @@ def test_warmed_speedup_warms_up_once_and_sizes_the_run_from_one_timed_pair(monk
     assert len(order) == 2 + 2 * 3
 
 
-@pytest.mark.parametrize("reference_s, variant_s, match", [
+@pytest.mark.parametrize(("reference_s", "variant_s", "match"), [
     ([1.0, 1.0], [1.0], "equally many"),
     ([], [], "equally many"),
     ([[1.0]], [[1.0]], "equally many"),
@@ -90,7 +90,7 @@ def test_bad_times_are_refused(reference_s, variant_s, match):
         speed.speedup_from_times(reference_s, variant_s)
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(("kwargs", "match"), [
     (dict(values=[]), "non-empty"),
     (dict(values=[1.0, np.nan]), "NaN"),
     (dict(values=[1.0], resamples=0), "resamples"),

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from synthetic import synthetic_showers
 
 from gan import data, model, weights
 from gan.train import TrainConfig, read_best, record_evaluation, split, train
-from synthetic import synthetic_showers
 
 pytestmark = [pytest.mark.tf]
 
@@ -47,7 +47,8 @@ def _bias_gradients(generator, x):
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.cast(generator(x, training=True), tf.float32) ** 2)
     grads = tape.gradient(loss, generator.trainable_variables)
-    return {v.path: np.asarray(g) for v, g in zip(generator.trainable_variables, grads) if "bias" in v.path}
+    return {v.path: np.asarray(g) for v, g in zip(generator.trainable_variables, grads, strict=True)
+            if "bias" in v.path}
 
 
 @pytest.mark.slow
@@ -80,12 +81,12 @@ def test_ema_update_and_export(g4_files, tmp_path):
     before = [np.asarray(v).copy() for v in trainer.generator.weights]
     showers = load_training_showers(cfg)
     assert len(showers) == 16 and showers.ecal.sum() == pytest.approx(
-        100 * sum(data.read_showers(p).ecal[:n].sum() for p, n in zip(g4_files, (8, 8))), rel=1e-5)
+        100 * sum(data.read_showers(p).ecal[:n].sum() for p, n in zip(g4_files, (8, 8), strict=True)), rel=1e-5)
     fit = sampling_fraction_fit(showers.energy, showers.ecal.sum(axis=(1, 2, 3)) / 100 / showers.energy)
     trainer.step(*_batch(showers, np.arange(4), np.random.default_rng(0), fit, cfg))
     after = [np.asarray(v) for v in trainer.generator.weights]
-    assert any(not np.allclose(a, b) for a, b in zip(before, after))
-    for avg, b, a in zip(trainer.ema, before, after):  # first update: decay (1 + 0) / (10 + 0) = 0.1
+    assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    for avg, b, a in zip(trainer.ema, before, after, strict=True):  # first update: decay (1 + 0) / (10 + 0) = 0.1
         np.testing.assert_allclose(np.asarray(avg), 0.1 * b + 0.9 * a, rtol=1e-5, atol=1e-6)
     exported = trainer.export_generator(ema=True)  # float32, GeV: last kernel divided by the cell scale
     k_ema = np.asarray(trainer.ema[[v.path for v in trainer.generator.weights].index("conv3d_4/kernel")])

@@ -79,7 +79,7 @@ def test_user_overrides_replace_entries_for_all_or_one_model(tmp_path):
     assert cern.values["total_energy_mean"] == requirements.load("cern2017").values["total_energy_mean"]
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ("[all]\nhits = 0.1\n", "unknown observable 'hits'"),
     ("[default]\nhits_mean = [0.1, 0.1]\n", "list of 5"),
     ("[default]\nhits_mean = 0\n", "number > 0"),
@@ -192,7 +192,7 @@ def failure(packages=None, cpu_flags=(), **scope):
     return KnownFailure("bf16-full", "conv1 bug", **scope, where=Scope(cpu_flags=cpu_flags, packages=packages or {}))
 
 
-@pytest.mark.parametrize("scope, model, check, expected", [
+@pytest.mark.parametrize(("scope", "model", "check", "expected"), [
     ({}, "default", "paired", True),
     ({"models": ("cern2017",)}, "default", "paired", False),
     ({"models": ("cern2017",)}, "cern2017", "paired", True),
@@ -233,7 +233,7 @@ def test_parse_reads_scope_and_describes_it():
     assert failure().scope() == "everywhere"
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ('[[failure]]\nvariant = "x"\nreason = "r"\nmodel = ["default"]\n', "unknown field"),
     ('[[failure]]\nvariant = "x"\n', "missing"),
     ('[[failure]]\nvariant = "x"\nreason = "r"\nchecks = ["speed"]\n', "unknown checks"),

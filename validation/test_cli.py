@@ -47,7 +47,7 @@ def test_a_saved_variant_folder_is_a_candidate(tmp_path, capsys):
     assert code in (0, 1) and "VERDICT:" in out and "CERN GANutils.metric convention" in out
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(("args", "message"), [
     (["--model", "nope", "--candidate", "x.h5"], "--model nope: unknown"),
     (["--model", "default", "--candidate", "/no/such/file.h5"], "no such file or folder"),
     (["--model", "default", "--candidate", "{junk}"], "not weights of the default architecture"),

@@ -9,8 +9,8 @@ largest stage fails this test too), on both models; FP32 rebuilt and a 0.5% ener
 import numpy as np
 import pytest
 
-from validation.conftest import sequential_paired_verdict
 from study.session import REFERENCE_VARIANT
+from validation.conftest import sequential_paired_verdict
 from verdict import checks
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
@@ -86,7 +86,7 @@ def _params(cases):
             for m in MODELS for case in cases]
 
 
-@pytest.mark.parametrize("model, name, kind, arg", _params(BROKEN), indirect=["model"])
+@pytest.mark.parametrize(("model", "name", "kind", "arg"), _params(BROKEN), indirect=["model"])
 def test_defect_fails_the_paired_check(model_available, name, kind, arg, settings, shower_cache, paired_inputs,
                                        requirement_table):
     verdict = _verdict(model_available, kind, arg, name, settings, shower_cache, paired_inputs, requirement_table)
@@ -94,7 +94,7 @@ def test_defect_fails_the_paired_check(model_available, name, kind, arg, setting
     assert verdict.status == checks.FAIL, verdict.report()
 
 
-@pytest.mark.parametrize("model, name, kind, arg", _params(UNBROKEN), indirect=["model"])
+@pytest.mark.parametrize(("model", "name", "kind", "arg"), _params(UNBROKEN), indirect=["model"])
 def test_harmless_change_passes_the_paired_check(model_available, name, kind, arg, settings, shower_cache,
                                                  paired_inputs, requirement_table):
     _verdict(model_available, kind, arg, name, settings, shower_cache, paired_inputs,

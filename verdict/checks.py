@@ -95,7 +95,7 @@ def _decided_row(name: str, e_low: float, e_high: float, entry: dict, requiremen
     if len(shift) == 0:
         return {"observable": name, "e_low": e_low, "e_high": e_high, "fp32": 0.0, "variant": 0.0, "shift": 0.0,
                 "low": 0.0, "high": 0.0, "index": None, "requirement": requirement, "status": OK}
-    status = [decide(lo, hi, requirement) for lo, hi in zip(entry["low"], entry["high"])]
+    status = [decide(lo, hi, requirement) for lo, hi in zip(entry["low"], entry["high"], strict=True)]
     size = np.where(np.isnan(shift), np.inf, np.abs(shift))
     k = max(range(len(shift)), key=lambda i: (_SEVERITY[status[i]], size[i]))
     return {"observable": name, "e_low": e_low, "e_high": e_high, "fp32": float(entry["fp32"][k]),

@@ -48,7 +48,7 @@ def _file_summary(path: Path) -> dict[str, np.ndarray]:
 
 def _file_key(path: Path) -> str:
     """Name, size and the sha256 of the first MiB: enough to tell the shared files and their versions apart."""
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         head = hashlib.sha256(f.read(1 << 20)).hexdigest()[:16]
     return f"{path.stem}-{path.stat().st_size}-{head}"
 
@@ -74,7 +74,7 @@ def load(paths=None, cache=None, log=print) -> dict[str, np.ndarray]:
         else:
             log(f"summarising {path} (once; cached at {target})")
             part = _file_summary(path)
-            with atomic_path(target) as tmp, open(tmp, "wb") as out:
+            with atomic_path(target) as tmp, Path(tmp).open("wb") as out:
                 np.savez(out, **part)
         part["file"] = np.full(len(part["energy"]), i)
         part["event"] = np.arange(len(part["energy"]))

@@ -115,7 +115,7 @@ def false_alarms(null: dict, thresholds: dict) -> tuple[dict, float]:
     """Per-check fraction of null draws above the threshold, and the fraction with any check above."""
     keys = list(null)
     over = np.array([np.asarray(null[k]["increase"]) > thresholds[k]["threshold"] for k in keys])
-    return {k: float(o.mean()) for k, o in zip(keys, over)}, float(over.any(axis=0).mean())
+    return {k: float(o.mean()) for k, o in zip(keys, over, strict=True)}, float(over.any(axis=0).mean())
 
 
 # ------------------------------------------------------------------ the committed table

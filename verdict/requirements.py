@@ -147,7 +147,7 @@ def render(table: dict, events: dict, files: list[str], command: str) -> str:
              f"files = {files!r}".replace("'", '"'), f"events = {len(events['energy'])}",
              f"subslice_gev = {SUBSLICE_GEV:g}"]
     for model, edges in models.items():
-        per_bin = [derive(rules, geant4_spreads(events, lo, hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+        per_bin = [derive(rules, geant4_spreads(events, lo, hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
         lines += ["", f"[requirement.{model}]", f"edges_gev = [{', '.join(f'{e:g}' for e in edges)}]"]
         lines += [f"{name} = [{', '.join(_fmt(b[name]) for b in per_bin)}]" for name in rules]
     return "\n".join(lines) + "\n"
