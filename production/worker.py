@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan.machine import usable_cpus
 from production.plan import shard_inputs
 
 CALIBRATION_SHOWERS, CALIBRATION_SEED = 64, 0  # as the validation suite builds its variants (settings.toml)
@@ -31,7 +32,7 @@ def default_threads() -> int:
 
         return max(1, int(get_worker().state.nthreads))
     except (ImportError, ValueError, AttributeError):
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        return usable_cpus()
 
 
 def pin_threads(threads: int, variant: str) -> dict[str, str]:
