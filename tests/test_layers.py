@@ -56,6 +56,18 @@ def test_physics_and_verdict_import_no_tensorflow(module):
     assert not heavy, f"{module} imports {heavy}"
 
 
+def test_importing_the_physics_and_the_verdict_loads_no_tensorflow():
+    """The same, transitively: a fresh interpreter imports every numpy-only module and nothing heavy comes along."""
+    import subprocess
+    import sys
+
+    modules = [m.removesuffix(".py").replace("/", ".").removesuffix(".__init__") for m in NO_TENSORFLOW]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\n" \
+           f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(TENSORFLOW | {'quant', 'study'})!r}))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_every_package_is_placed_in_a_layer():
     """A new top-level package must say where it sits (and what it may import)."""
     import tomllib
