@@ -2,8 +2,8 @@
 
 - paired: the first showers of the production (shard order) against the model's FP32 generator on the same z and
   energies (regenerated from the shard seeds), decided on the requirement table; sequential stages as the
-  validation suite's (:data:`PAIRED_SIZES`), capped at the production's size;
-- Geant4-side (models trained on our Geant4: ``default``): for each of the first :data:`GEANT4_EVENTS` events of
+  validation suite's (``study/settings.toml`` [paired] showers), capped at the production's size;
+- Geant4-side (the settings' ``geant4_models``: ``default``): for each of the first [geant4] showers events of
   the embedded Geant4 reference sample, the production shower nearest in primary energy (each used once, from the
   first :data:`POOL` showers); their distances to Geant4 against FP32's on the same z and energies, judged on the
   Geant4-vs-Geant4 null thresholds at that reference size. A production whose energies do not reach the
@@ -15,10 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from production.plan import Plan, plan_inputs
+from study.settings import load_settings
 
-PAIRED_SIZES = (100, 400, 1000)  # the validation suite's stages (study/settings.toml [paired] showers)
-GEANT4_MODELS = ("default",)  # trained on our Geant4 (study/settings.toml geant4_models)
-GEANT4_EVENTS = 100  # reference size with null thresholds (study/settings.toml [geant4] showers)
 POOL = 2000
 MAX_ENERGY_GAP_GEV = 2.0
 NOT_JUDGED = "not judged"
@@ -54,6 +52,8 @@ def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:
     from verdict import requirements
     from verdict.checks import FAIL, OK, UNRESOLVED, paired_sequential
 
+    settings = load_settings()  # the validation suite's sample sizes and models (study/settings.toml)
+    paired_sizes, geant4_models = settings.paired_showers, settings.geant4_models
     checks = []
     fp32 = _fp32(plan.model)
     model = model_name or plan.model
@@ -62,7 +62,7 @@ def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:
     except requirements.RequirementError as exc:
         reqs = None
         checks.append({"check": "paired", "status": NOT_JUDGED, "showers": 0, "report": str(exc)})
-    sample_n = min(plan.n, max(PAIRED_SIZES, default=0) if model not in GEANT4_MODELS else max(POOL, *PAIRED_SIZES))
+    sample_n = min(plan.n, max(paired_sizes) if model not in geant4_models else max(POOL, *paired_sizes))
     log(f"self-validation: reading {sample_n} showers, FP32 on the same inputs")
     ecal, z, energy = _production_sample(out, plan, sample_n)
     fp32_cache: dict[int, np.ndarray] = {}
@@ -75,7 +75,7 @@ def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:
         return np.stack([fp32_cache[int(i)] for i in index])
 
     if reqs is not None:
-        sizes = sorted({min(s, plan.n) for s in PAIRED_SIZES})
+        sizes = sorted({min(s, plan.n) for s in paired_sizes})
 
         used = []
 
@@ -86,8 +86,9 @@ def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:
         v = paired_sequential(pair, sizes, reqs, f"production {plan.variant} ({model}): paired vs FP32")
         checks.append({"check": "paired", "status": v.status, "showers": used[-1],
                        "report": v.report()})
-    if model in GEANT4_MODELS:
-        checks.append(_geant4_check(ecal, energy, fp32_showers, reqs.edges if reqs else None, plan, model))
+    if model in geant4_models:
+        edges = reqs.edges if reqs else settings.edges(model)
+        checks.append(_geant4_check(ecal, energy, fp32_showers, edges, plan, model, settings.geant4_showers))
     order = [OK, NOT_JUDGED, UNRESOLVED, FAIL]
     worst = max((c["status"] for c in checks), key=order.index, default=NOT_JUDGED)
     verdict = {OK: "keeps the physics", FAIL: "breaks the physics", UNRESOLVED: "cannot tell (not a pass)",
@@ -97,13 +98,13 @@ def self_validate(out, plan: Plan, model_name: str | None, log=print) -> dict:
     return {"verdict": verdict, "status": worst, "checks": checks}
 
 
-def _geant4_check(ecal, energy, fp32_showers, edges, plan: Plan, model: str) -> dict:
+def _geant4_check(ecal, energy, fp32_showers, edges, plan: Plan, model: str, events: int | None) -> dict:
     from gan.data import read_showers
     from gan.pretrained import DEFAULT_REFERENCE
     from verdict import geant4_null
     from verdict.checks import check_geant4, geant4_distances
 
-    ref = read_showers(DEFAULT_REFERENCE, max_events=GEANT4_EVENTS)
+    ref = read_showers(DEFAULT_REFERENCE, max_events=events)
     free = np.ones(len(energy), bool)
     picked = []
     for e in ref.energy:  # nearest unused production shower in primary energy
@@ -122,7 +123,7 @@ def _geant4_check(ecal, energy, fp32_showers, edges, plan: Plan, model: str) -> 
                           f"{energy.min():.4g}-{energy.max():.4g} GeV; reference "
                           f"{ref.energy.min():.4g}-{ref.energy.max():.4g} GeV)"}
     index = np.array(picked)
-    edges = np.asarray(edges if edges is not None else (10.0, 50.0, 100.0, 150.0, 200.0, 250.0))
+    edges = np.asarray(edges)
     d_fp32 = geant4_distances(ref.ecal, ref.energy, fp32_showers(index), energy[index], edges)
     d_var = geant4_distances(ref.ecal, ref.energy, ecal[index], energy[index], edges)
     try:

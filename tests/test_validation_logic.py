@@ -42,7 +42,9 @@ def test_decision_uses_the_whole_interval():
     assert decide(-0.004, 0.006, 0.01) == OK
     assert decide(0.012, 0.02, 0.01) == FAIL and decide(-0.03, -0.011, 0.01) == FAIL
     assert decide(0.005, 0.015, 0.01) == UNRESOLVED  # straddles: cannot tell, never a pass
-    assert decide(math.nan, 0.0, 1.0) == FAIL
+    assert decide(math.nan, 0.0, 1.0) == FAIL  # no shift given: broken
+    assert decide(math.nan, math.nan, 1.0, shift=math.nan) == FAIL  # NaN showers never pass
+    assert decide(math.nan, math.nan, 1.0, shift=0.0) == UNRESOLVED  # too few events to bootstrap: more showers
 
 
 def test_every_model_has_a_positive_finite_requirement_for_every_observable_and_bin():

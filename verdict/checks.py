@@ -77,10 +77,15 @@ def within(value: float, tolerance: float) -> bool:
     return abs(value) <= tolerance
 
 
-def decide(low: float, high: float, requirement: float) -> str:
-    """OK if the interval [low, high] lies within +-requirement, FAIL if entirely beyond it, else UNRESOLVED."""
+def decide(low: float, high: float, requirement: float, shift: float = math.nan) -> str:
+    """OK if the interval [low, high] lies within +-requirement, FAIL if entirely beyond it, else UNRESOLVED.
+
+    An interval that could not be computed (NaN: e.g. a few events whose resamples leave a moment undefined) is
+    UNRESOLVED when the measured ``shift`` itself is finite (more showers decide it), else FAIL (a NaN shift means
+    the variant's showers are broken).
+    """
     if math.isnan(low) or math.isnan(high):
-        return FAIL
+        return UNRESOLVED if math.isfinite(shift) else FAIL
     if max(abs(low), abs(high)) <= requirement:
         return OK
     return FAIL if low > requirement or high < -requirement else UNRESOLVED
@@ -95,7 +100,8 @@ def _decided_row(name: str, e_low: float, e_high: float, entry: dict, requiremen
     if len(shift) == 0:
         return {"observable": name, "e_low": e_low, "e_high": e_high, "fp32": 0.0, "variant": 0.0, "shift": 0.0,
                 "low": 0.0, "high": 0.0, "index": None, "requirement": requirement, "status": OK}
-    status = [decide(lo, hi, requirement) for lo, hi in zip(entry["low"], entry["high"], strict=True)]
+    status = [decide(lo, hi, requirement, float(sh))
+              for lo, hi, sh in zip(entry["low"], entry["high"], shift, strict=True)]
     size = np.where(np.isnan(shift), np.inf, np.abs(shift))
     k = max(range(len(shift)), key=lambda i: (_SEVERITY[status[i]], size[i]))
     return {"observable": name, "e_low": e_low, "e_high": e_high, "fp32": float(entry["fp32"][k]),
