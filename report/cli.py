@@ -40,7 +40,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=name_list, help="comma-separated models: default, cern2017 (default: default, "
                                                     "plus cern2017 where its weights are found)")
     p.add_argument("--showers", type=positive_int, default=DEFAULT_SHOWERS,
-                   help=f"showers per model and variant (and Geant4 reference events) (default {DEFAULT_SHOWERS})")
+                   help=f"showers per model and variant (and Geant4 reference events): the first paired stage "
+                        f"(default {DEFAULT_SHOWERS})")
+    p.add_argument("--max-showers", type=positive_int, metavar="N",
+                   help="a variant whose paired verdict is 'cannot tell' gets more showers, as `pytest validation` "
+                        "gives them: the next stages of study/settings.toml [paired] showers above --showers "
+                        "(100 -> 400 -> 1000; from 1000 up its showers_full, 1000 -> 3000), up to N (default: the "
+                        "largest stage; N = --showers: no growth). Geant4-side checks keep --showers events")
     p.add_argument("--batch-sizes", type=int_list, default=DEFAULT_BATCH_SIZES,
                    help=f"batch sizes timed, comma-separated (default {','.join(map(str, DEFAULT_BATCH_SIZES))})")
     p.add_argument("--pairs", type=positive_int, default=DEFAULT_PAIRS,
@@ -111,7 +117,7 @@ def run(args) -> int:
     models = study_mod.resolve_models(args.models)
     left_out = study_mod.left_out_by_default(variants) if args.variants is None else ()
     config = study_mod.StudyConfig(tuple(models), tuple(variants), args.showers, tuple(args.batch_sizes),
-                                   not args.no_speed, args.pairs, left_out)
+                                   not args.no_speed, args.pairs, left_out, args.max_showers)
     progress = study_mod.Progress(enabled=not args.quiet)
     progress(f"study: models {', '.join(models)}; variants {', '.join(variants) or 'none'} "
              f"({len(unavailable)} not available here); {args.showers} showers; -> {out}")

@@ -28,10 +28,10 @@ CATEGORIES = (  # verdict key, what it means
     ("slower_breaks", "slower (and breaks the physics)"),
     ("physics_only_keeps", "keeps the physics (speed not measured)"),
     ("physics_only_breaks", "breaks the physics (speed not measured)"),
-    ("faster_cannot_tell", "faster; physics: cannot tell at this sample size (`pytest validation` grows it)"),
-    ("same_cannot_tell", "no clear speed difference; physics: cannot tell at this sample size"),
-    ("slower_cannot_tell", "slower; physics: cannot tell at this sample size"),
-    ("physics_only_cannot_tell", "physics: cannot tell at this sample size (speed not measured)"),
+    ("faster_cannot_tell", "faster; physics: cannot tell at the largest paired sample tried"),
+    ("same_cannot_tell", "no clear speed difference; physics: cannot tell at the largest paired sample tried"),
+    ("slower_cannot_tell", "slower; physics: cannot tell at the largest paired sample tried"),
+    ("physics_only_cannot_tell", "physics: cannot tell at the largest paired sample tried (speed not measured)"),
     ("not_run", "not run here"),
 )
 
@@ -77,6 +77,14 @@ def physics_cell(check: dict | None) -> str:
     return "FAIL (known failure)" if known else "FAIL"
 
 
+def paired_cell(paired: dict) -> str:
+    """:func:`physics_cell` of the paired check, 'cannot tell' where unresolved (and not a known failure), with
+    the sample size that decided it: 'pass at 400 showers', 'cannot tell at 1000 showers'."""
+    unresolved = paired.get("status") == "cannot tell" and not paired.get("known_failure")
+    cell = "cannot tell" if unresolved else physics_cell(paired)
+    return f"{cell} at {paired['showers']} showers" if paired.get("showers") else cell
+
+
 def where(key: str) -> str:
     """'total_energy_mean@10-50' -> 'total_energy_mean at 10-50 GeV'."""
     observable, _, energies = key.partition("@")
@@ -120,6 +128,9 @@ def _verdict_item(name: str, entry: dict) -> str:
     parts = []
     if entry.get("speedup_at_largest_batch"):
         parts.append(f"{entry['speedup_at_largest_batch']['median']:.2f}x")
+    paired = entry["paired"]
+    if len(paired.get("stages") or ()) > 1 or paired.get("status") == "cannot tell":
+        parts.append(f"paired {paired_cell(paired)}")  # grown beyond the first stage, or still unresolved
     if not entry["keeps_physics"]:
         paired = entry["paired"]
         parts.append(f"worst: {where(paired['worst'])}, {fmt_ratio(paired['worst_ratio'])}"
@@ -223,7 +234,7 @@ def variant_table(results: dict, model: str) -> tuple[list[str], list[list[str]]
         rows.append([name, e["op_summary"], fmt_bytes(e.get("disk_bytes"))] + speeds
                     + [fmt_speedup(e.get("speedup_at_largest_batch")), over_folded(m, e),
                        geant4_speedup_cell(e.get("speedup_vs_geant4")),
-                       physics_cell(e["paired"]), worst_cell(e["paired"]), physics_cell(e.get("geant4"))])
+                       paired_cell(e["paired"]), worst_cell(e["paired"]), physics_cell(e.get("geant4"))])
     return header, rows
 
 
@@ -285,8 +296,10 @@ def build_blocks(results: dict, figures: dict[str, list[tuple[str, str]]], sensi
                f"{results['quick'][0].upper()}{results['quick'][1:]}.")]
     b.append(("h", 2, "Verdict"))
     for model in results["models"]:
-        b += [("p", f"Model **{model}** ({results['models'][model]['showers']} paired showers, "
-                    f"{results['models'][model]['inputs']}):"), ("ul", verdict_lines(results, model))]
+        m = results["models"][model]
+        grown = f", up to {m['paired_stages'][-1]} where unresolved" if m.get("paired_stages") else ""
+        b += [("p", f"Model **{model}** ({m['showers']} paired showers{grown}, {m['inputs']}):"),
+              ("ul", verdict_lines(results, model))]
         if results["models"][model]["stale_tolerances"]:
             b.append(("p", f"Warning: {results['models'][model]['stale_tolerances']}"))
     left_out = results["settings"].get("left_out") or []
@@ -334,7 +347,11 @@ def _model_blocks(results: dict, model: str, figures) -> list[tuple]:
     b = [("h", 2, f"Model {model}")]
     ref = m["reference"]
     bins = ", ".join(f"{e:g}" for e in m["edges_gev"])
-    b.append(("p", f"{m['showers']} showers per variant, {m['inputs']}; energy bins {bins} GeV. "
+    stages = m.get("paired_stages")
+    grows = (f" A paired verdict that cannot tell grows its sample, as `pytest validation` does, to "
+             f"{' then '.join(map(str, stages))} showers (same inputs extended); the variant table says at which "
+             "size it was decided." if stages else "")
+    b.append(("p", f"{m['showers']} showers per variant, {m['inputs']}; energy bins {bins} GeV.{grows} "
                    + (f"Geant4 reference: {ref['source']}." if ref else "Paired checks only (no Geant4 comparison "
                                                                          "for this model).")))
     b += [("h", 3, "Variants"), ("table", *variant_table(results, model)),

@@ -7,6 +7,12 @@ Pieces reused by the suites and the report alike: :func:`measure_speed` (warm-up
 :func:`check_physics`, and :class:`study.session.Session` (built once, released after use). The speed-ups here
 are quick measurements (few interleaved pairs, small batches); ``pytest benchmarks`` is the careful one.
 
+The paired verdict grows as the validation suite's does (verdict.checks.paired_sequential): a variant that
+"cannot tell" at ``--showers`` gets the next stages of study/settings.toml [paired] (100 -> 400 -> 1000; its
+``showers_full`` from 1000 up), the same seeded inputs extended; FP32's extra showers are made once per model
+(:meth:`ModelContext.fp32_paired`), the variant's while it is built (:func:`paired_grown`). The Geant4-side
+verdict stays at the reference's ``--showers`` events.
+
 Memory: each variant is built, measured and released (:meth:`Session.use`) before the next one is built, and
 showers are generated in chunks, so the peak is the largest single variant plus what the models share (the FP32
 reference, inputs, samples), not the sum of all variants.
@@ -20,6 +26,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +43,9 @@ from study.results import (  # noqa: F401 - physics_status, speed_class: part of
     speed_class,
 )
 from study.session import REFERENCE_VARIANT, Session, generate_in_chunks
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_SHOWERS = 100  # per model: paired showers (and Geant4 reference events for the default model)
 DEFAULT_BATCH_SIZES = (1, 32)
@@ -59,11 +69,12 @@ class StudyError(ValueError):
 class StudyConfig:
     models: tuple[str, ...]
     variants: tuple[str, ...]  # fp32 is always built as the reference and not listed here
-    showers: int = DEFAULT_SHOWERS
+    showers: int = DEFAULT_SHOWERS  # the first paired stage (and the Geant4 reference events)
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     speed: bool = True
     pairs: int = DEFAULT_PAIRS
     left_out: tuple[str, ...] = ()  # registered variants not run by default (quant.registry.slow_builds)
+    max_showers: int | None = None  # cap on the paired stages an unresolved verdict grows through (None: none)
 
 
 @dataclass
@@ -250,6 +261,42 @@ class ModelContext:
     here: object  # gan.machine.Here
     failures: list
     sample_size: str  # 'default' or 'full', for the known-failure scopes
+    paired_stages: tuple[int, ...] = ()  # larger paired sizes, tried in turn while the verdict is "cannot tell"
+    grown_inputs: Callable[[int], Inputs] | None = None  # n -> the first n paired inputs (extending ``inputs``)
+    _grown: Inputs | None = field(default=None, init=False, repr=False)  # the largest stage's inputs, drawn once
+    _fp32_more: np.ndarray | None = field(default=None, init=False, repr=False)  # FP32 showers beyond ``fp32_showers``
+
+    def paired_inputs(self, n: int) -> Inputs:
+        """The first ``n`` paired inputs: ``inputs`` itself, or a prefix of the largest stage's inputs (drawn once,
+        checked to begin with ``inputs``, so every stage extends the smaller one event by event)."""
+        if n <= len(self.inputs):
+            return self.inputs if n == len(self.inputs) else Inputs(self.inputs.name, self.inputs.z[:n],
+                                                                     self.inputs.energy[:n])
+        if self._grown is None:
+            if self.grown_inputs is None:
+                raise ValueError(f"{self.name}: no paired inputs beyond {len(self.inputs)}")
+            grown = self.grown_inputs(max(self.paired_stages))
+            k = len(self.inputs)
+            if not (np.array_equal(grown.z[:k], self.inputs.z) and np.array_equal(grown.energy[:k],
+                                                                                  self.inputs.energy)):
+                raise ValueError(f"{self.name}: the grown paired inputs do not extend the first {k}")
+            self._grown = grown
+        if n > len(self._grown):
+            raise ValueError(f"{self.name}: {n} paired inputs asked, {len(self._grown)} drawn")
+        return Inputs(self._grown.name, self._grown.z[:n], self._grown.energy[:n])
+
+    def fp32_paired(self, n: int) -> np.ndarray:
+        """FP32 showers of the first ``n`` paired inputs; those beyond ``fp32_showers`` are generated once per model
+        (kept here for every variant) and only as far as asked."""
+        base = len(self.fp32_showers)
+        if n <= base:
+            return self.fp32_showers[:n]
+        more = self._fp32_more if self._fp32_more is not None else np.empty((0, 25, 25, 25), np.float32)
+        if base + len(more) < n:
+            inputs = self.paired_inputs(n)
+            extra = generate_in_chunks(self.fp32, inputs.z[base + len(more):], inputs.energy[base + len(more):])
+            more = self._fp32_more = np.concatenate([more, extra])
+        return np.concatenate([self.fp32_showers, more[:n - base]])
 
     def known(self, variant: str, check: str) -> str | None:
         """The registered known failure of ``variant`` for ``check`` on this stack, worded, or None."""
@@ -259,12 +306,40 @@ class ModelContext:
         return None if found is None else f"{found.reason} (scope: {found.scope()})"
 
 
-def check_physics(ctx: ModelContext, name: str, showers: np.ndarray) -> PhysicsResult:
-    """Paired verdict of ``showers`` against the model's FP32 ones, and the Geant4-side one where it applies."""
+def paired_grown(ctx: ModelContext, name: str, showers: np.ndarray, variant=None, progress=None) -> dict:
+    """The paired entry of ``showers`` (the variant's, for ``ctx.inputs``) against FP32, grown as the validation
+    suite grows it (verdict.checks.paired_sequential): while it is "cannot tell" and ``variant`` (still built) is
+    given, the next of ``ctx.paired_stages``: the variant's showers for the extra inputs, FP32's from the model's
+    cache. A clear pass or failure stops at once. ``showers`` / ``stages`` in the entry: the sample size that
+    decided it and every size tried."""
+    from verdict.checks import UNRESOLVED
+
+    title = f"{ctx.name}-{name}: paired shifts vs FP32"
+    entry = paired_entry(ctx.fp32_showers, showers, ctx.inputs.energy, ctx.table, title)
+    stages = [len(showers)]
+    grown = showers
+    for n in ctx.paired_stages:
+        if variant is None or entry["status"] != UNRESOLVED:
+            break
+        if n <= len(grown):
+            continue
+        if progress is not None:
+            progress(f"{ctx.name}/{name}: paired cannot tell at {len(grown)} showers; growing to {n}")
+        inputs = ctx.paired_inputs(n)
+        grown = np.concatenate([grown, generate_in_chunks(variant, inputs.z[len(grown):], inputs.energy[len(grown):])])
+        entry = paired_entry(ctx.fp32_paired(n), grown, inputs.energy, ctx.table, title)
+        stages.append(n)
+    return entry | {"showers": stages[-1], "stages": stages}
+
+
+def check_physics(ctx: ModelContext, name: str, showers: np.ndarray, variant=None,
+                  progress=None) -> PhysicsResult:
+    """Paired verdict of ``showers`` against the model's FP32 ones (grown through ``ctx.paired_stages`` while
+    unresolved, when the built ``variant`` is given: :func:`paired_grown`), and the Geant4-side one where it
+    applies (on ``showers``, the reference's size)."""
     from verdict.checks import geant4_distances
 
-    paired = paired_entry(ctx.fp32_showers, showers, ctx.inputs.energy, ctx.table,
-                          f"{ctx.name}-{name}: paired shifts vs FP32")
+    paired = paired_grown(ctx, name, showers, variant, progress)
     paired["known_failure"] = ctx.known(name, "paired")
     geant4 = None
     thresholds = geant4_thresholds(len(ctx.reference)) if ctx.reference is not None else None
@@ -326,19 +401,20 @@ def run_variant(session: Session, ctx: ModelContext, name: str, config: StudyCon
                 result.speed = measure_speed(ctx.fp32, variant, ctx.inputs, config.batch_sizes,
                                              pairs_within(PAIR_BUDGET_S, config.pairs))
             result.op_report = variant.op_report().to_dict()  # again: notes added while generating (TFLite)
+            # while built: an unresolved paired verdict grows its sample with this variant's extra showers
+            result.physics = check_physics(ctx, name, showers, variant, progress)
             del variant
     except Exception as exc:  # noqa: BLE001 - one broken variant must not take the report down
         progress(f"{ctx.name}/{name}: FAILED: {_first_line(exc)}")
         result.error = _first_line(exc)
         return result, None
-    result.physics = check_physics(ctx, name, showers)
     result.physics_summary = physics_summary(showers, ctx.inputs.energy, ctx.edges)
     largest = result.largest_batch
     if largest is not None:
         result.speedup_vs_geant4 = _geant4_speedup(ctx.g4_cpu, largest.seconds_per_batch / largest.batch)
     paired = result.physics.paired
-    progress(f"{ctx.name}/{name}: {STATUS_WORDS[result.physics.status]} "
-             f"(worst {paired['worst']}: {paired['worst_ratio']:.2f} x tolerance)"
+    progress(f"{ctx.name}/{name}: {STATUS_WORDS[result.physics.status]} (paired at {paired['showers']} showers; "
+             f"worst {paired['worst']}: {paired['worst_ratio']:.2f} x tolerance)"
              + (f", {largest.speedup.median:.2f}x FP32" if largest is not None else ""))
     return result, Sample(name, showers, ctx.inputs.energy)
 
@@ -356,6 +432,29 @@ def reference_events(settings, n: int):
     return read_showers(DEFAULT_REFERENCE, max_events=n), f"{DEFAULT_REFERENCE.name} (embedded): first {n} events"
 
 
+def reference_energies(settings, n: int) -> np.ndarray:
+    """Primary energies (GeV) of the first ``n`` (at most) events :func:`reference_events` reads, without ECAL: the
+    paired inputs of a Geant4 model grown beyond the reference's size."""
+    from gan.data import count_showers, read_energies
+    from gan.pretrained import DEFAULT_REFERENCE, shared_data_file
+
+    shared = shared_data_file()
+    if shared.is_file():
+        start = count_showers(shared) - settings.held_out_tail
+        return read_energies(shared)[start:start + n]
+    return read_energies(DEFAULT_REFERENCE)[:n]
+
+
+def paired_stages(config: StudyConfig, sample_size: str) -> tuple[int, ...]:
+    """The paired sizes above ``config.showers`` (at most ``config.max_showers``) an unresolved verdict grows
+    through: study/settings.toml's [paired] stages, its ``showers_full`` ones when the first stage is that large."""
+    from study.settings import load_settings
+
+    stages = load_settings(full=sample_size == "full").paired_showers
+    cap = config.max_showers if config.max_showers is not None else max(stages)
+    return tuple(n for n in stages if config.showers < n <= cap)
+
+
 def geant4_cpu(reference, edges) -> list[dict]:
     """Median Geant4 CPU seconds per event per energy bin of ``reference`` (gan.physics.geant4_cpu_per_bin), or
     [] when it carries no timing."""
@@ -367,7 +466,7 @@ def geant4_cpu(reference, edges) -> list[dict]:
 
 
 def run_model(session: Session, model: str, config: StudyConfig, settings, progress: Progress,
-              sample_size: str = "default") -> tuple[dict, list[Sample]]:
+              sample_size: str = "default", stages: tuple[int, ...] = ()) -> tuple[dict, list[Sample]]:
     """The FP32 reference of ``model`` and every requested variant; returns its results and figure samples.
     ``settings``: study.settings.Settings (seeds, energy bins, Geant4 models, held-out events)."""
     from gan.machine import Here
@@ -383,8 +482,16 @@ def run_model(session: Session, model: str, config: StudyConfig, settings, progr
     reference = g4_reference if model in settings.geant4_models else None
     if reference is not None:
         inputs = inputs_at("geant4", reference.energy, settings.seed + 1)
+
+        def grown_inputs(n):  # seeded latents are prefix-stable: the first inputs are the reference's
+            return inputs_at("geant4", reference_energies(settings, n), settings.seed + 1)
+        available = len(reference_energies(settings, max(stages))) if stages else 0  # the embedded file: 500
+        stages = tuple(n for n in dict.fromkeys(min(n, available) for n in stages) if n > len(inputs))
     else:
         inputs = uniform_inputs("paired", config.showers, trained_energy_range(model), settings.seed)
+
+        def grown_inputs(n):  # z and energies come from separate prefix-stable streams
+            return uniform_inputs("paired", n, trained_energy_range(model), settings.seed)
     g4_cpu = geant4_cpu(g4_reference, settings.edges("default"))
     progress(f"{model}: building FP32 and generating {len(inputs)} showers")
     fp32 = session.variant(model, REFERENCE_VARIANT)
@@ -403,7 +510,7 @@ def run_model(session: Session, model: str, config: StudyConfig, settings, progr
         fp32_distances = geant4_distances(reference.ecal, reference.energy, fp32_showers, inputs.energy, edges)
         fp32_entry["geant4_distances"] = fp32_distances
     ctx = ModelContext(model, edges, inputs, fp32, fp32_showers, reference, fp32_distances, g4_cpu, table,
-                       Here.now(), known_failures.load(), sample_size)
+                       Here.now(), known_failures.load(), sample_size, stages, grown_inputs)
     samples = ([Sample(GEANT4, reference.ecal, reference.energy)] if reference is not None else []) + \
         [Sample(FP32, fp32_showers, inputs.energy)]
     variants = {}
@@ -412,9 +519,11 @@ def run_model(session: Session, model: str, config: StudyConfig, settings, progr
         variants[name] = result.to_dict()
         if sample is not None:
             samples.append(sample)
+    ctx = None  # with it the grown FP32 showers
     session.release(model)  # the FP32 reference: the next model starts from the shared baseline
     low, high = trained_energy_range(model)
-    out = {"edges_gev": edges.tolist(), "showers": len(inputs), "stale_tolerances": None,
+    out = {"edges_gev": edges.tolist(), "showers": len(inputs), "paired_stages": list(stages),
+           "stale_tolerances": None,
            "inputs": "at the Geant4 reference energies" if reference is not None else
            f"energies uniform in {low:g}-{high:g} GeV",
            "reference": None if reference is None else {"source": g4_source, "events": len(reference)},
@@ -479,7 +588,7 @@ def run_study(config: StudyConfig, progress: Progress | None = None, packages=()
     study = Study(results)
     for model in config.models:
         results["models"][model], study.samples[model] = run_model(session, model, config, settings, progress,
-                                                                   sample_size)
+                                                                   sample_size, paired_stages(config, sample_size))
         results["verdict"][model] = verdict(results["models"][model]["variants"])
     results["elapsed_s"] = progress.elapsed()
     return study

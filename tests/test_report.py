@@ -177,6 +177,27 @@ def test_cannot_tell_is_its_own_verdict_neither_keeps_nor_breaks(showers):
     assert {key for key, _ in render.CATEGORIES} == set(v)
 
 
+def test_the_report_says_at_which_paired_sample_size_a_verdict_was_decided(showers):
+    r = make_results(showers)
+    m = r["models"]["default"]
+    m["paired_stages"] = [400, 1000]
+    grown = m["variants"]["fast-ok"]["paired"]
+    grown |= {"showers": 400, "stages": [len(showers[0]), 400]}
+    unresolved = m["variants"]["slow-ok"]
+    unresolved |= {"keeps_physics": False, "physics_status": "cannot_tell"}
+    unresolved["paired"] |= {"ok": False, "status": "cannot tell", "showers": 1000, "stages": [100, 400, 1000]}
+    r["verdict"]["default"] = study.verdict(m["variants"])
+    assert render.paired_cell(grown) == "pass at 400 showers"
+    assert render.paired_cell(unresolved["paired"]) == "cannot tell at 1000 showers"
+    assert render.paired_cell(m["variants"]["fast-bad"]["paired"]) == "FAIL"  # older results: no size stated
+    lines = render.verdict_lines(r, "default")
+    assert any("fast-ok (2.00x; paired pass at 400 showers)" in line for line in lines)
+    assert any("cannot tell" in line and "slow-ok (0.20x; paired cannot tell at 1000 showers" in line
+               for line in lines)
+    md = render.to_markdown(render.build_blocks(r, {}, [], None))
+    assert "pass at 400 showers" in md and "up to 1000 where unresolved" in md
+
+
 @pytest.mark.parametrize(("low", "high", "expected"), [(1.1, 2, "faster"), (0.5, 0.9, "slower"), (0.9, 1.2, "same")])
 def test_speed_class_uses_the_interval(low, high, expected):
     assert study.speed_class({"median": (low + high) / 2, "low": low, "high": high}) == expected

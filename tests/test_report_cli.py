@@ -89,6 +89,9 @@ def test_small_study_writes_the_report_folder(tmp_path, capsys):
     bf16 = r["models"]["default"]["variants"]["bf16"]
     assert set(bf16["speed"]) == {"1", "4"} and bf16["speedup_at_largest_batch"]["batch"] == 4
     assert bf16["paired"]["shifts"] and bf16["geant4"] is not None
+    # decided at the first stage, or grown through the settings' stages while it could not tell
+    assert bf16["paired"]["stages"] in ([100], [100, 400], [100, 400, 1000])
+    assert bf16["paired"]["showers"] == bf16["paired"]["stages"][-1] and r["models"]["default"]["showers"] == 100
     verdict = r["verdict"]["default"]
     assert "bf16" in sum(verdict.values(), [])
     md = (out / "report.md").read_text()

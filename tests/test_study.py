@@ -108,3 +108,90 @@ def test_variant_result_is_the_report_entry():
     assert entry["speedup_at_largest_batch"]["batch"] == 32
     unresolved = PhysicsResult({"ok": False, "status": "cannot tell", "failures": []})
     assert unresolved.status == "cannot_tell" and not unresolved.keeps_physics
+
+
+# ------------------------------------------------------------------ an unresolved paired verdict grows its sample
+
+
+class EnergyShowers(FakeVariant):
+    """Showers that carry their input energy (every cell), so a test can see which inputs they were made for."""
+
+    def __init__(self, name, calls):
+        super().__init__(name)
+        self.calls = calls
+
+    def generate(self, z, energy):
+        self.calls.append((self.name, len(energy)))
+        return np.broadcast_to(np.asarray(energy, np.float32)[:, None, None, None], (len(energy), 25, 25, 25)).copy()
+
+
+def _grown_context(calls, stages=(400, 1000)):
+    from study.runner import ModelContext
+
+    def grown_inputs(n):
+        return uniform_inputs("paired", n, (10, 250), seed=7)
+    inputs = grown_inputs(100)
+    fp32 = EnergyShowers("fp32", calls)
+    showers = fp32.generate(inputs.z, inputs.energy)
+    calls.clear()
+    return ModelContext("default", np.array([10.0, 250.0]), inputs, fp32, showers, None, None, [], None, None, [],
+                        "default", stages, grown_inputs)
+
+
+def made(calls) -> dict[str, int]:
+    """Showers generated per variant name."""
+    out = {}
+    for name, n in calls:
+        out[name] = out.get(name, 0) + n
+    return out
+
+
+def test_an_unresolved_paired_verdict_is_regrown_and_a_clear_one_is_not(monkeypatch):
+    from study import runner
+
+    decided_at = {"bf16": 400, "fails": 100, "never": 10**9}  # the size at which each variant's verdict is clear
+    seen = []
+
+    def paired_entry(fp32, showers, energy, table, title):
+        name = title.split(":")[0].split("-", 1)[1]
+        # paired: FP32 and variant showers of the same, first n inputs (each shower carries its energy)
+        assert len(fp32) == len(showers) == len(energy)
+        np.testing.assert_array_equal(fp32[:, 0, 0, 0], energy)
+        np.testing.assert_array_equal(showers[:, 0, 0, 0], energy)
+        seen.append((name, len(energy)))
+        status = ("FAIL" if name == "fails" else "ok") if len(energy) >= decided_at[name] else "cannot tell"
+        return {"ok": status == "ok", "status": status, "failures": [], "shifts": {}, "worst": "x", "worst_ratio": 0.5}
+    monkeypatch.setattr(runner, "paired_entry", paired_entry)
+    calls = []
+    ctx = _grown_context(calls)
+    largest = uniform_inputs("paired", 1000, (10, 250), seed=7)
+
+    def check(name):
+        variant = EnergyShowers(name, calls)
+        return runner.check_physics(ctx, name, variant.generate(ctx.inputs.z, ctx.inputs.energy), variant).paired
+
+    bf16 = check("bf16")  # cannot tell at 100, clear at 400: stops there
+    assert bf16["status"] == "ok" and bf16["showers"] == 400 and bf16["stages"] == [100, 400]
+    assert made(calls) == {"bf16": 400, "fp32": 300}  # only the extra showers, each once (in chunks)
+    np.testing.assert_array_equal(ctx.paired_inputs(400).energy, largest.energy[:400])  # the same inputs, extended
+    calls.clear()
+    fails = check("fails")  # a clear failure at the first stage: no more showers
+    assert fails["status"] == "FAIL" and fails["showers"] == 100 and fails["stages"] == [100]
+    assert made(calls) == {"fails": 100}
+    calls.clear()
+    never = check("never")  # unresolved to the last stage; FP32's 300 extra are reused, only 600 more made
+    assert never["status"] == "cannot tell" and never["showers"] == 1000 and never["stages"] == [100, 400, 1000]
+    assert made(calls) == {"never": 1000, "fp32": 600}
+    assert seen == [("bf16", 100), ("bf16", 400), ("fails", 100), ("never", 100), ("never", 400), ("never", 1000)]
+    # without the built variant (or without stages) nothing grows
+    assert runner.check_physics(ctx, "never", ctx.fp32_showers).paired["stages"] == [100]
+
+
+def test_paired_stages_are_the_settings_stages_above_the_first():
+    from study.runner import StudyConfig, paired_stages
+
+    assert paired_stages(StudyConfig(("default",), ("bf16",)), "default") == (400, 1000)
+    assert paired_stages(StudyConfig(("default",), ("bf16",), showers=20), "default") == (100, 400, 1000)
+    assert paired_stages(StudyConfig(("default",), ("bf16",), showers=100, max_showers=400), "default") == (400,)
+    assert paired_stages(StudyConfig(("default",), ("bf16",), showers=100, max_showers=100), "default") == ()
+    assert paired_stages(StudyConfig(("default",), ("bf16",), showers=1000), "full") == (3000,)
