@@ -6,8 +6,9 @@ Memory is a product requirement (``python -m report`` peaks at ~2.5 GB, ``tests/
 it is kept (:meth:`Session.variant`, e.g. the FP32 reference every variant is timed against). The pytest suites
 keep what they build for the whole session (a variant is parametrized over batch sizes and checks).
 
-This is the only place that calls the registry's build (:func:`quant.registry.build`, with the model's name as
-its build context).
+The report, the validation suite and the benchmarks build variants only here (:func:`quant.registry.build`, with
+the model's name as its build context); the command lines of quant, production's workers and ``calogan check``
+build the one variant they need directly.
 """
 
 from __future__ import annotations
