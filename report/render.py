@@ -78,10 +78,12 @@ def physics_cell(check: dict | None) -> str:
 
 
 def paired_cell(paired: dict) -> str:
-    """:func:`physics_cell` of the paired check, 'cannot tell' where unresolved (and not a known failure), with
-    the sample size that decided it: 'pass at 400 showers', 'cannot tell at 1000 showers'."""
-    unresolved = paired.get("status") == "cannot tell" and not paired.get("known_failure")
-    cell = "cannot tell" if unresolved else physics_cell(paired)
+    """:func:`physics_cell` of the paired check, 'cannot tell' (or 'cannot tell (known failure)') where unresolved,
+    with the sample size that decided it: 'pass at 400 showers', 'cannot tell at 1000 showers'."""
+    if paired.get("status") == "cannot tell":
+        cell = "cannot tell (known failure)" if paired.get("known_failure") else "cannot tell"
+    else:
+        cell = physics_cell(paired)
     return f"{cell} at {paired['showers']} showers" if paired.get("showers") else cell
 
 

@@ -189,6 +189,8 @@ def test_the_report_says_at_which_paired_sample_size_a_verdict_was_decided(showe
     r["verdict"]["default"] = study.verdict(m["variants"])
     assert render.paired_cell(grown) == "pass at 400 showers"
     assert render.paired_cell(unresolved["paired"]) == "cannot tell at 1000 showers"
+    registered = dict(unresolved["paired"], known_failure="registered: cannot tell at 1000 showers")
+    assert render.paired_cell(registered) == "cannot tell (known failure) at 1000 showers"  # never 'FAIL'
     assert render.paired_cell(m["variants"]["fast-bad"]["paired"]) == "FAIL"  # older results: no size stated
     lines = render.verdict_lines(r, "default")
     assert any("fast-ok (2.00x; paired pass at 400 showers)" in line for line in lines)
