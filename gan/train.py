@@ -68,6 +68,8 @@ class TrainConfig:
     threads: int = 2
     log_every: int = 50
     seed: int = 1
+    profile_weight: float = 0.0  # generator loss: weight of the x/y/z profile distance (0 = CERN's losses only)
+    init_from: str | None = None  # a run folder whose latest checkpoint starts this run (weights, EMA, position)
 
 
 def split(n_events: int, holdout: int) -> tuple[slice, slice]:
@@ -111,6 +113,23 @@ def sampling_fraction_fit(energy: np.ndarray, sampling_fraction: np.ndarray) -> 
 
 def target_sum(fit: np.ndarray, energy_gev: np.ndarray, cell_scale: float) -> np.ndarray:
     return (cell_scale * energy_gev * np.polyval(fit, np.log(energy_gev))).astype(np.float32)
+
+
+def profile_distance(tf, fake, real, energy):
+    """L1 between the batch-mean unit-sum x, y and z profiles of fake and real showers (same energies), summed
+    over the three axes and over the batch's lower and upper energy halves."""
+    upper = tf.cast(energy >= tf.sort(energy)[tf.size(energy) // 2], tf.float32)
+    halves = tf.stack([1.0 - upper, upper], axis=1)
+    halves /= tf.maximum(tf.reduce_sum(halves, axis=0, keepdims=True), 1.0)
+    total = 0.0
+    for axes in ((2, 3, 4), (1, 3, 4), (1, 2, 4)):  # x, y, z (cells are [batch, x, y, z, 1])
+        means = []
+        for showers in (fake, real):
+            p = tf.reduce_sum(showers, axis=axes)
+            p /= tf.reduce_sum(p, axis=1, keepdims=True) + 1e-7
+            means.append(tf.matmul(halves, p, transpose_a=True))
+        total += tf.reduce_sum(tf.abs(means[0] - means[1]))
+    return total
 
 
 def ema_decay_at(step: int, decay: float) -> float:
@@ -177,6 +196,8 @@ class Trainer:
             with tf.GradientTape() as tape:  # D in training mode (batch statistics), as it is trained
                 out = g(z[k] * energy[:, None], training=True)
                 loss = self._loss(d(out, training=True), tf.ones_like(energy), energy, fake_sum)
+                if self.config.profile_weight:
+                    loss += self.config.profile_weight * profile_distance(tf, tf.cast(out, tf.float32), real, energy)
             grads = tape.gradient(loss, g.trainable_variables)
             self.g_opt.apply_gradients(zip(grads, g.trainable_variables, strict=True))
             g_loss += 0.5 * loss
@@ -187,6 +208,21 @@ class Trainer:
         self.iteration.assign_add(1)
         alive = tf.reduce_mean(tf.cast(fake > 0, tf.float32))
         return d_loss, g_loss, tf.reduce_sum(fake) / tf.reduce_sum(real), alive
+
+    def restore(self, log) -> None:
+        """The run's own latest checkpoint, else ``init_from``'s; then this run's learning rate."""
+        source = self.manager.latest_checkpoint
+        if source is None and self.config.init_from:
+            source = self.tf.train.latest_checkpoint(str(Path(self.config.init_from) / "checkpoints"))
+            if source is None:
+                from gan.outputs import OutputError
+
+                raise OutputError(f"{self.config.init_from}: no checkpoint to start from (init_from)")
+            log(f"starting from {source} (init_from)")
+        if source is not None:
+            self.checkpoint.restore(source).assert_consumed()
+        for opt in (self.g_opt, self.d_opt):
+            opt.learning_rate = self.config.learning_rate
 
     def export_generator(self, ema: bool = True):
         """A float32 CERN-layout generator with the EMA (or current) weights, producing GeV."""
@@ -264,7 +300,9 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
     if path.is_file():
         before = json.loads(path.read_text())
         names = {k: [Path(p).name for p in v["data_paths"]] for k, v in (("before", before), ("now", now))}
-        changed = sorted(k for k in now if k not in RUN_TIME_FIELDS | {"data_paths"} and before.get(k) != now[k])
+        defaults = json.loads(json.dumps(asdict(TrainConfig(data_paths=()))))  # fields added after the run began
+        changed = sorted(k for k in now if k not in RUN_TIME_FIELDS | {"data_paths"}
+                         and before.get(k, defaults[k]) != now[k])
         changed += ["data_paths"] if names["before"] != names["now"] else []  # same files, any folder
         if changed:
             from gan.outputs import OutputError
@@ -295,13 +333,13 @@ def train(config: TrainConfig, log=print) -> Path:
     sf = showers.ecal.sum(axis=(1, 2, 3), dtype=np.float64) / config.cell_scale / showers.energy
     fit = sampling_fraction_fit(showers.energy, sf)
     trainer = Trainer(config)
-    if trainer.manager.latest_checkpoint:
-        trainer.checkpoint.restore(trainer.manager.latest_checkpoint).assert_consumed()
+    trainer.restore(log)
     _trim_history(run_dir, int(trainer.iteration.numpy()))
     epoch, batch0 = (int(v) for v in trainer.position.numpy())
     n_batches = len(showers) // config.batch_size
     log(f"{len(showers)} training showers ({n_batches} batches of {config.batch_size}), {len(heldout)} held out; "
-        f"resuming at epoch {epoch + 1}, batch {batch0}, iteration {int(trainer.iteration.numpy())}")
+        f"resuming at epoch {epoch + 1}, batch {batch0}, iteration {int(trainer.iteration.numpy())} "
+        f"(learning rate {config.learning_rate:g}, profile weight {config.profile_weight:g})")
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -353,7 +391,8 @@ def _evaluate_and_record(trainer, heldout, iteration, epoch, log):
              **result, "bins": rows}
     meta = {"model": "3dgan-generator", "weights": "ema", "iteration": iteration, "epoch": round(epoch, 4),
             "data": [Path(p).name for p in config.data_paths], "holdout_events": config.holdout_events,
-            "recipe": "gan.train (mixed_bfloat16, cells x100, EMA)"}
+            "recipe": f"gan.train ({config.precision}, cells x{config.cell_scale:g}, EMA, lr {config.learning_rate:g}, "
+                      f"profile weight {config.profile_weight:g})"}
     best = record_evaluation(run_dir, entry, generator, meta)
     log(f"evaluation at iteration {iteration} ({time.monotonic() - t0:.0f} s): score {result['score']:.3f}"
         f"{' (new best)' if best else ''}\n{agreement.format_table(rows, result)}", flush=True)

@@ -18,7 +18,8 @@ def cmd_train(args) -> None:
                          ema_decay=args.ema_decay, eval_every=args.eval_every, seed=args.seed,
                          max_minutes=args.max_minutes, max_train_events=args.max_train_events,
                          holdout_events=args.holdout_events, eval_events=args.eval_events, threads=args.threads,
-                         checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every)
+                         checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
+                         profile_weight=args.profile_weight, init_from=args.init_from)
     print(f"best EMA generator -> {train(config)}")
 
 
@@ -54,6 +55,10 @@ def add_commands(sub, positive_int, seed_int) -> None:
     t.add_argument("--eval-events", type=positive_int, default=HOLDOUT_EVENTS)
     t.add_argument("--threads", type=positive_int, default=2)
     t.add_argument("--log-every", type=positive_int, default=50)
+    t.add_argument("--profile-weight", type=float, default=0.0,
+                   help="generator loss: weight of the L1 distance of the batch-mean x/y/z profiles to Geant4's")
+    t.add_argument("--init-from", metavar="RUN_DIR",
+                   help="start a new run from another run's latest checkpoint (weights, optimizers, EMA, position)")
     t.set_defaults(func=cmd_train)
     for name, func, what in (("evaluate", cmd_evaluate, "a generator weight file"),
                              ("export-default", cmd_export_default, "a training run's best EMA generator")):

@@ -117,6 +117,51 @@ def test_stop_and_resume_give_the_same_run(g4_files, tmp_path, capsys):
         train(config(g4_files, pieces, learning_rate=1e-4))
 
 
+def test_profile_distance_is_zero_for_the_same_showers_and_sees_a_shift_and_an_edge():
+    import tensorflow as tf
+
+    from gan.train import profile_distance
+
+    energy = np.linspace(10, 250, 8).astype(np.float32)
+    real = synthetic_showers(energy, seed=3)[..., None].astype(np.float32)
+    same = float(profile_distance(tf, tf.constant(real), tf.constant(real), tf.constant(energy)))
+    deeper = float(profile_distance(tf, tf.constant(np.roll(real, 2, axis=3)), tf.constant(real),
+                                    tf.constant(energy)))
+    edged = real.copy()
+    edged[:, 0] += 0.01 * real.sum(axis=(1, 2, 3, 4))[:, None, None, None] / 625
+    edge = float(profile_distance(tf, tf.constant(edged), tf.constant(real), tf.constant(energy)))
+    assert same == pytest.approx(0.0, abs=1e-6)
+    assert deeper > 0.1 and edge > 0.01
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_another_runs_checkpoint_with_new_settings(g4_files, tmp_path, capsys):
+    first = tmp_path / "first"
+    train(config(g4_files, first, max_minutes=0.0))  # one iteration, checkpointed
+    second = tmp_path / "second"
+    train(config(g4_files, second, learning_rate=3e-4, profile_weight=10.0, init_from=str(first)))
+    out = capsys.readouterr().out
+    assert "(init_from)" in out and "iteration 1" in out.split("(init_from)")[1].splitlines()[1]
+    assert [json.loads(line)["iteration"] for line in (second / "history.jsonl").read_text().splitlines()] == [2, 4]
+    saved = json.loads((second / "config.json").read_text())
+    assert saved["init_from"] == str(first) and saved["profile_weight"] == 10.0
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train(config(g4_files, tmp_path / "third", init_from=str(tmp_path / "empty")))
+
+
+def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(g4_files, tmp_path):
+    from gan.train import _check_config
+
+    cfg = config(g4_files, tmp_path)
+    _check_config(tmp_path, cfg)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["profile_weight"], saved["init_from"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    _check_config(tmp_path, cfg)  # no error: absent fields read as their defaults
+    with pytest.raises(ValueError, match="profile_weight"):
+        _check_config(tmp_path, config(g4_files, tmp_path, profile_weight=1.0))
+
+
 def test_best_checkpoint_follows_the_score_and_history_is_kept(tmp_path):
     generator = model.build_generator()
     for iteration, score in ((100, 3.0), (200, 2.0), (300, 2.5), (400, 2.0)):
