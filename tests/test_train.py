@@ -171,6 +171,11 @@ def test_best_checkpoint_follows_the_score_and_history_is_kept(tmp_path):
     assert weights.read_metadata(tmp_path / "generator_best_ema.h5")["iteration"] == 200
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["iteration"] for line in lines] == [100, 200, 300, 400]
+    met = {"iteration": 500, "epoch": 5.0, "score": 2.2, "passed": True, "worst": {}}
+    record_evaluation(tmp_path, met, generator, {"iteration": 500})  # a met target beats a lower score
+    lower = {"iteration": 600, "epoch": 6.0, "score": 0.5, "passed": False, "worst": {}}
+    record_evaluation(tmp_path, lower, generator, {"iteration": 600})
+    assert read_best(tmp_path)["iteration"] == 500
 
 
 def test_resume_drops_history_written_after_the_checkpoint(tmp_path):
