@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from gan import agreement, data
 from gan.outputs import atomic_path, write_text_atomic
 from gan.pretrained import DEFAULT_WEIGHTS
@@ -27,20 +29,23 @@ def heldout_events(g4_file, holdout: int) -> data.Showers:
     return data.read_showers(g4_file, start=max(n - holdout, 0))
 
 
-def evaluate_weights(weights, g4_file, holdout: int, seed: int = 1) -> dict:
-    """rows, verdict, the Geant4 and GAN showers, and the printable text for a weight file (or model name)."""
+def evaluate_weights(weights, g4_file, holdout: int, seed: int = 1, per_event: int = 1) -> dict:
+    """rows, verdict, the Geant4 and GAN showers, and the printable text for a weight file (or model name);
+    ``per_event`` GAN showers at each held-out event's energy (more: less GAN-side sampling noise)."""
     from gan.model import generate, sample_latent
     from gan.pretrained import load_generator
 
     generator = load_generator(str(weights))
     ref = heldout_events(g4_file, holdout)
-    fake = data.Showers(generate(generator, sample_latent(len(ref), seed), ref.energy), ref.energy)
+    energy = np.tile(ref.energy, per_event)
+    fake = data.Showers(generate(generator, sample_latent(len(energy), seed), energy), energy)
     rows = agreement.compare_bins(fake.ecal, fake.energy, ref.ecal, ref.energy)
     result = agreement.verdict(rows)
     first = int(data.count_showers(g4_file) - len(ref))
     head = (f"{weights} vs Geant4: {len(ref)} held-out events of {Path(g4_file).name} (events {first}-"
             f"{first + len(ref) - 1}, {ref.energy.min():.0f}-{ref.energy.max():.0f} GeV), "
-            f"one GAN shower per event at its energy (seed {seed}); ratios are GAN / Geant4")
+            f"{'one GAN shower' if per_event == 1 else f'{per_event} GAN showers'} per event at its energy "
+            f"(seed {seed}); ratios are GAN / Geant4")
     return {"rows": rows, "result": result, "reference": ref, "candidate": fake,
             "text": head + "\n\n" + agreement.format_table(rows, result)}
 

@@ -26,7 +26,7 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from gan.evaluate import evaluate_weights
 
-    print(evaluate_weights(args.weights, args.g4, args.holdout_events, args.seed)["text"])
+    print(evaluate_weights(args.weights, args.g4, args.holdout_events, args.seed, args.per_event)["text"])
 
 
 def cmd_export_default(args) -> None:
@@ -67,6 +67,8 @@ def add_commands(sub, positive_int, seed_int) -> None:
                                          else ""))
         if func is cmd_evaluate:
             e.add_argument("weights", help="generator weight file (project or CERN layout), or 'default'")
+            e.add_argument("--per-event", type=positive_int, default=1,
+                           help="GAN showers per held-out event (more: less GAN-side sampling noise)")
         else:
             e.add_argument("run_dir", help="training run folder holding generator_best_ema.h5")
         e.add_argument("--g4", default=str(G4_FILES[0]), help="Geant4 file whose last --holdout-events are used")

@@ -194,6 +194,8 @@ def test_evaluate_command_prints_the_target_table(g4_files, tmp_path, capsys):
     assert main(["evaluate", str(path), "--g4", str(g4_files[0]), "--holdout-events", "8"]) == 0
     out = capsys.readouterr().out
     assert "8 held-out events of g4_0.h5 (events 8-15" in out and "target NOT met" in out
+    assert main(["evaluate", str(path), "--g4", str(g4_files[0]), "--holdout-events", "8", "--per-event", "3"]) == 0
+    assert "3 GAN showers per event" in capsys.readouterr().out
 
 
 def test_card_table_is_replaced_between_its_markers():
