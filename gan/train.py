@@ -68,6 +68,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     eval_every: int = 300  # iterations between physics evaluations of the EMA generator
     eval_events: int = 1120  # held-out events used (the first so many)
+    eval_per_event: int = 1  # GAN showers per held-out event in each evaluation (more: a less noisy best)
     checkpoint_minutes: float = 15.0
     max_minutes: float | None = None  # stop cleanly (checkpointed) after this wall time
     threads: int = 2
@@ -261,10 +262,12 @@ def _batch(showers, idx, rng, fit, config):
             target_sum(fit, energy_gev, config.cell_scale), real_label, fake_label, z)
 
 
-def evaluate(generator, heldout: data.Showers, seed: int) -> tuple[list[dict], dict]:
-    """Per-bin agreement of a (GeV) generator with held-out Geant4 events at their energies, and its verdict."""
-    fake = generate(generator, sample_latent(len(heldout), seed), heldout.energy)
-    rows = agreement.compare_bins(fake, heldout.energy, heldout.ecal, heldout.energy)
+def evaluate(generator, heldout: data.Showers, seed: int, per_event: int = 1) -> tuple[list[dict], dict]:
+    """Per-bin agreement of a (GeV) generator (``per_event`` showers at each held-out event's energy) with the
+    held-out Geant4 events, and its verdict."""
+    energy = np.tile(heldout.energy, per_event)
+    fake = generate(generator, sample_latent(len(energy), seed), energy)
+    rows = agreement.compare_bins(fake, energy, heldout.ecal, heldout.energy)
     return rows, agreement.verdict(rows)
 
 
@@ -396,7 +399,7 @@ def _evaluate_and_record(trainer, heldout, iteration, epoch, log):
     config, run_dir = trainer.config, Path(trainer.config.run_dir)
     t0 = time.monotonic()
     generator = trainer.export_generator(ema=True)
-    rows, result = evaluate(generator, heldout, config.seed)
+    rows, result = evaluate(generator, heldout, config.seed, config.eval_per_event)
     entry = {"iteration": iteration, "epoch": round(epoch, 4), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
              **result, "bins": rows}
     meta = {"model": "3dgan-generator", "weights": "ema", "iteration": iteration, "epoch": round(epoch, 4),

@@ -17,7 +17,8 @@ def cmd_train(args) -> None:
                          batch_size=args.batch_size, learning_rate=args.learning_rate, precision=args.precision,
                          ema_decay=args.ema_decay, eval_every=args.eval_every, seed=args.seed,
                          max_minutes=args.max_minutes, max_train_events=args.max_train_events,
-                         holdout_events=args.holdout_events, eval_events=args.eval_events, threads=args.threads,
+                         holdout_events=args.holdout_events, eval_events=args.eval_events,
+                         eval_per_event=args.eval_per_event, threads=args.threads,
                          checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
                          profile_weight=args.profile_weight, init_from=args.init_from)
     print(f"best EMA generator -> {train(config)}")
@@ -53,6 +54,8 @@ def add_commands(sub, positive_int, seed_int) -> None:
     t.add_argument("--max-train-events", type=positive_int)
     t.add_argument("--holdout-events", type=positive_int, default=HOLDOUT_EVENTS)
     t.add_argument("--eval-events", type=positive_int, default=HOLDOUT_EVENTS)
+    t.add_argument("--eval-per-event", type=positive_int, default=1,
+                   help="GAN showers per held-out event in each evaluation (the best is then less a seed's luck)")
     t.add_argument("--threads", type=positive_int, default=2)
     t.add_argument("--log-every", type=positive_int, default=50)
     t.add_argument("--profile-weight", type=float, default=0.0,

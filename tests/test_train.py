@@ -139,10 +139,12 @@ def test_a_run_starts_from_another_runs_checkpoint_with_new_settings(g4_files, t
     first = tmp_path / "first"
     train(config(g4_files, first, max_minutes=0.0))  # one iteration, checkpointed
     second = tmp_path / "second"
-    train(config(g4_files, second, learning_rate=3e-4, profile_weight=10.0, init_from=str(first)))
+    train(config(g4_files, second, learning_rate=3e-4, profile_weight=10.0, init_from=str(first), eval_per_event=2))
     out = capsys.readouterr().out
     assert "(init_from)" in out and "iteration 1" in out.split("(init_from)")[1].splitlines()[1]
-    assert [json.loads(line)["iteration"] for line in (second / "history.jsonl").read_text().splitlines()] == [2, 4]
+    history = [json.loads(line) for line in (second / "history.jsonl").read_text().splitlines()]
+    assert [h["iteration"] for h in history] == [2, 4]
+    assert all(b["n_gan"] == 2 * b["n_g4"] for h in history for b in h["bins"])  # eval_per_event
     saved = json.loads((second / "config.json").read_text())
     assert saved["init_from"] == str(first) and saved["profile_weight"] == 10.0
     with pytest.raises(ValueError, match="no checkpoint"):
