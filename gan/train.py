@@ -26,8 +26,8 @@ What differs from the first (1-epoch) recipe, and why:
   bin (:mod:`gan.agreement`), logged to ``history.jsonl``; the best is kept (a met target first, then by score).
 * ``profile_weight`` (0 = CERN's losses) adds to the generator loss the L1 distance of the batch-mean unit-sum
   x, y and z profiles of its showers to the real batch's (same energies), in the batch's lower and upper energy
-  halves: it removes the period-3 ripple of the upsampling in the longitudinal profile and the energy the
-  generator leaves in the edge cells (which made the widths 1.4-1.5x Geant4's above 190 GeV).
+  halves: it reduces the period-3 ripple of the upsampling in the longitudinal profile and removes the energy
+  the generator left in the edge cells (which made the widths 1.4-1.5x Geant4's above 190 GeV).
 * ``init_from`` starts a new run (other settings, e.g. a lower learning rate) from another run's latest checkpoint.
 
 Training events: the first data file without its last ``holdout_events`` (the held-out set) plus every further
