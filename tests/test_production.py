@@ -203,23 +203,24 @@ def _exactly_once(out: Path, plan: Plan) -> dict:
 @pytest.mark.slow
 def test_two_workers_one_killed_equal_in_process_generation(tmp_path):
     pytest.importorskip("distributed")
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import LocalCluster
 
     from production.run import prepare, produce
 
     out = tmp_path / "prod"
     plan, existing, provenance = prepare(model="default", variant="fp32", n=112, energy_range=None,
                                          energies_file=None, seed=11, shard_size=8, out=out)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         killed = []
+        # the worker's pid from its nanny: a second Client in this process makes the run's futures flaky
+        # ("asyncio Event bound to a different event loop")
+        pid = next(iter(cluster.workers.values())).process.process.pid
 
         def kill_one_worker_mid_run():
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 m = manifests.read(out) if (out / "manifest.json").is_file() else None
                 if m and 1 <= len(m["shards"]) < plan.n_shards - 4:
-                    pid = next(iter(client.run(os.getpid).values()))
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
                     return
