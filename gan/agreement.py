@@ -2,9 +2,16 @@
 
 Each bin compares the GAN's showers with Geant4's by: mean sampling fraction E_cal/E_p (ratio), its spread
 (ratio of standard deviations), the longitudinal profile (bin-mean profile normalised to unit sum: L1 distance
-and the shower-maximum layer), the mean transverse widths (per-event sqrt of the second central moment in x and
-y: ratios) and the hits above 3e-4 GeV (ratio). :data:`TARGET` holds the accepted bands; ``deviation`` maps each
+and the shower maximum), the mean transverse widths (per-event sqrt of the second central moment in x and y:
+ratios) and the hits above 3e-4 GeV (ratio). :data:`TARGET` holds the accepted bands; ``deviation`` maps each
 number onto a common scale where 1 is the edge of its band, so that checkpoints can be ranked by one score.
+
+The shower maximum is t_max of a gamma-function fit to the bin-mean profile (:func:`gan.physics.gamma_shower_max`),
+the usual calorimetry definition. The profile's argmax layer is still listed but not judged: Geant4's profile has
+a flat top (its three highest layers within ~2% of each other), so the argmax of ~100 Geant4 events jumps by a
+layer between samples. Against the project's 1,120 held-out events, 6% of 12-bin tables of other Geant4 events
+(the same counts per bin, drawn from the second file) missed "argmax within one layer" somewhere; with the gamma
+fit none of 400 did (95% of the worst bins within 0.40 layers).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ TARGET = {  # criterion: (low, high) band for ratios, or the largest allowed val
     "sf_ratio": (0.95, 1.05),
     "spread_ratio": (0.67, 1.5),
     "long_l1": 0.15,
-    "max_layer_diff": 1,
+    "tmax_diff": 1.0,  # layers
     "width_x_ratio": (0.8, 1.25),
     "width_y_ratio": (0.8, 1.25),
     "hits_ratio": (0.7, 1.3),
@@ -55,6 +62,7 @@ def compare_bins(gan_ecal, gan_energy, g4_ecal, g4_energy, edges=EDGES_20_GEV) -
         p_gan, p_g4 = gan["profile"][b], g4["profile"][b]
         ok = np.all(np.isfinite(p_gan)) and np.all(np.isfinite(p_g4))
         max_gan, max_g4 = (int(np.argmax(p_gan)), int(np.argmax(p_g4))) if ok else (-1, -1)
+        tmax_gan, tmax_g4 = (float(t) for t in physics.gamma_shower_max(np.stack([p_gan, p_g4])))
         rows.append({
             "e_low": float(edges[b]), "e_high": float(edges[b + 1]),
             "n_gan": int(gan["count"][b]), "n_g4": int(g4["count"][b]),
@@ -64,6 +72,7 @@ def compare_bins(gan_ecal, gan_energy, g4_ecal, g4_energy, edges=EDGES_20_GEV) -
             "long_l1": float(np.abs(p_gan - p_g4).sum()) if ok else float("nan"),
             "max_layer_gan": max_gan, "max_layer_g4": max_g4,
             "max_layer_diff": max_gan - max_g4 if ok else float("nan"),
+            "tmax_gan": tmax_gan, "tmax_g4": tmax_g4, "tmax_diff": tmax_gan - tmax_g4,
             "width_x_ratio": _ratio(gan["width"][b, 0], g4["width"][b, 0]),
             "width_y_ratio": _ratio(gan["width"][b, 1], g4["width"][b, 1]),
             "hits_ratio": _ratio(gan["hits"][b], g4["hits"][b]),
@@ -113,7 +122,8 @@ _COLUMNS = (  # (header, row -> text)
     ("sf ratio", lambda r: f"{r['sf_ratio']:.3f}"),
     ("spread ratio", lambda r: f"{r['spread_ratio']:.2f}"),
     ("long L1", lambda r: f"{r['long_l1']:.3f}"),
-    ("max layer GAN/G4", lambda r: f"{r['max_layer_gan']}/{r['max_layer_g4']}"),
+    ("t_max GAN/G4", lambda r: f"{r['tmax_gan']:.2f}/{r['tmax_g4']:.2f}"),
+    ("argmax GAN/G4", lambda r: f"{r['max_layer_gan']}/{r['max_layer_g4']}"),
     ("width x", lambda r: f"{r['width_x_ratio']:.2f}"),
     ("width y", lambda r: f"{r['width_y_ratio']:.2f}"),
     ("hits", lambda r: f"{r['hits_ratio']:.2f}"),

@@ -95,6 +95,34 @@ def longitudinal_profile(ecal):
     return _check_ecal(ecal).sum(axis=(1, 2), dtype=np.float64)
 
 
+GAMMA_FIT_FRACTION = 0.1
+"""Layers holding at least this fraction of a profile's peak enter its gamma fit."""
+
+
+def gamma_shower_max(profiles, fraction=GAMMA_FIT_FRACTION):
+    """Shower maximum t_max = (a - 1) / b of a gamma-function fit p(t) ~ t^(a-1) exp(-b t) to each row of
+    (N, Z) longitudinal profiles, in layer units (layer centres at 0..Z-1, t = layer + 0.5 from the front face);
+    (N,). The fit is linear in ln p (weighted by p) over the layers above ``fraction`` of the row's peak, so it
+    reads the whole peak region, not one layer. NaN for a row with fewer than three such layers or no maximum.
+    """
+    profiles = np.asarray(profiles, dtype=np.float64)
+    if profiles.ndim != 2:
+        raise ValueError(f"profiles must be (N, Z), got shape {profiles.shape}")
+    t = np.arange(profiles.shape[1]) + 0.5
+    out = np.full(len(profiles), np.nan)
+    for i, p in enumerate(profiles):
+        if not np.all(np.isfinite(p)) or p.max() <= 0:
+            continue
+        used = p >= fraction * p.max()
+        if used.sum() < 3:
+            continue
+        design = np.stack([np.ones(used.sum()), np.log(t[used]), -t[used]], axis=1) * p[used, None]
+        _, a_minus_1, b = np.linalg.lstsq(design, np.log(p[used]) * p[used], rcond=None)[0]
+        if a_minus_1 > 0 and b > 0:
+            out[i] = a_minus_1 / b - 0.5
+    return out
+
+
 def transverse_profile_x(ecal):
     """Energy per x slice, (N, X) in GeV."""
     return _check_ecal(ecal).sum(axis=(2, 3), dtype=np.float64)

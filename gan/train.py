@@ -28,6 +28,9 @@ What differs from the first (1-epoch) recipe, and why:
   x, y and z profiles of its showers to the real batch's (same energies), in the batch's lower and upper energy
   halves: it reduces the period-3 ripple of the upsampling in the longitudinal profile and removes the energy
   the generator left in the edge cells (which made the widths 1.4-1.5x Geant4's above 190 GeV).
+  ``profile_target = "geant4-mean"`` compares with the training set's mean profiles in 10 GeV bins at the
+  batch's energies instead of the real batch's (16 showers per half): a target without sampling noise, for the
+  last ~0.1-layer shift and ripple of the shower maximum; ``profile_groups`` splits the batch in more energy groups.
 * ``init_from`` starts a new run (other settings, e.g. a lower learning rate) from another run's latest checkpoint.
 
 Training events: the first data file without its last ``holdout_events`` (the held-out set) plus every further
@@ -76,6 +79,14 @@ class TrainConfig:
     seed: int = 1
     profile_weight: float = 0.0  # generator loss: weight of the x/y/z profile distance (0 = CERN's losses only)
     init_from: str | None = None  # a run folder whose latest checkpoint starts this run (weights, EMA, position)
+    profile_target: str = "batch"  # or "geant4-mean": the training set's mean profiles in 10 GeV bins
+    profile_groups: int = 2  # the profile loss compares group means, the batch split in this many by energy
+    spread_weight: float = 0.0  # generator loss: weight of the summed-energy spread distance to Geant4's
+
+
+PROFILE_TARGETS = ("batch", "geant4-mean")
+PROFILE_BIN_GEV = (10.0, 250.0, 10.0)  # first edge, last edge, width of the geant4-mean profile bins
+N_PROFILE_BINS = round((PROFILE_BIN_GEV[1] - PROFILE_BIN_GEV[0]) / PROFILE_BIN_GEV[2])
 
 
 def split(n_events: int, holdout: int) -> tuple[slice, slice]:
@@ -121,21 +132,80 @@ def target_sum(fit: np.ndarray, energy_gev: np.ndarray, cell_scale: float) -> np
     return (cell_scale * energy_gev * np.polyval(fit, np.log(energy_gev))).astype(np.float32)
 
 
-def profile_distance(tf, fake, real, energy):
+AXES = ((2, 3, 4), (1, 3, 4), (1, 2, 4))  # summed for the x, y, z profiles (cells are [batch, x, y, z, 1])
+
+
+def unit_profiles(tf, showers):
+    """[batch, 3, 25]: each shower's x, y and z profiles, each normalised to unit sum."""
+    p = tf.stack([tf.reduce_sum(showers, axis=axes) for axes in AXES], axis=1)
+    return p / (tf.reduce_sum(p, axis=2, keepdims=True) + 1e-7)
+
+
+def energy_groups(tf, energy, groups: int):
+    """[batch, groups] averaging weights: the batch split by energy rank into ``groups`` equal groups."""
+    rank = tf.argsort(tf.argsort(energy))
+    members = tf.one_hot(rank * groups // tf.shape(energy)[0], groups)
+    return members / tf.maximum(tf.reduce_sum(members, axis=0, keepdims=True), 1.0)
+
+
+def spread_distance(tf, fake_sums, target_sums, energy, reference_spread, groups: int = 2):
+    """Sum over energy groups of |rms of the fakes' relative deviation from the target sums - the reference
+    relative spread (mean over the group's events)| / that reference spread."""
+    members = energy_groups(tf, energy, groups)
+    rms = tf.sqrt(tf.einsum("bh,b->h", members, tf.square(fake_sums / target_sums - 1.0)) + 1e-12)
+    want = tf.einsum("bh,b->h", members, reference_spread)
+    return tf.reduce_sum(tf.abs(rms - want) / want)
+
+
+def relative_spread(showers: data.Showers, fit: np.ndarray, cell_scale: float) -> np.ndarray:
+    """[bins]: per PROFILE_BIN_GEV bin, the rms relative deviation of the showers' sums from ``target_sum`` (an
+    empty bin takes the nearest filled bin's)."""
+    sums = showers.ecal.sum(axis=(1, 2, 3), dtype=np.float64)
+    deviation = sums / target_sum(fit, showers.energy, cell_scale) - 1.0
+    index = profile_bin(showers.energy)
+    counts = np.bincount(index, minlength=N_PROFILE_BINS)
+    squares = np.bincount(index, weights=deviation ** 2, minlength=len(counts))
+    nearest = _nearest_filled(counts)
+    return np.sqrt(squares[nearest] / counts[nearest]).astype(np.float32)
+
+
+def _nearest_filled(counts: np.ndarray) -> np.ndarray:
+    """For each bin, the nearest bin with counts (itself if filled; the lower one on a tie)."""
+    filled = np.flatnonzero(counts)
+    if not len(filled):
+        raise ValueError("no showers in any energy bin")
+    return filled[np.abs(np.arange(len(counts))[:, None] - filled[None, :]).argmin(axis=1)]
+
+
+def profile_distance(tf, fake, real, energy, target=None, groups: int = 2):
     """L1 between the batch-mean unit-sum x, y and z profiles of fake and real showers (same energies), summed
-    over the three axes and over the batch's lower and upper energy halves."""
-    upper = tf.cast(energy >= tf.sort(energy)[tf.size(energy) // 2], tf.float32)
-    halves = tf.stack([1.0 - upper, upper], axis=1)
-    halves /= tf.maximum(tf.reduce_sum(halves, axis=0, keepdims=True), 1.0)
-    total = 0.0
-    for axes in ((2, 3, 4), (1, 3, 4), (1, 2, 4)):  # x, y, z (cells are [batch, x, y, z, 1])
-        means = []
-        for showers in (fake, real):
-            p = tf.reduce_sum(showers, axis=axes)
-            p /= tf.reduce_sum(p, axis=1, keepdims=True) + 1e-7
-            means.append(tf.matmul(halves, p, transpose_a=True))
-        total += tf.reduce_sum(tf.abs(means[0] - means[1]))
-    return total
+    over the three axes and over ``groups`` equal groups of the batch by energy (2: lower and upper half).
+    ``target`` ([batch, 3, 25]), if given, replaces the real showers' profiles."""
+    members = energy_groups(tf, energy, groups)
+    profiles = (unit_profiles(tf, fake), unit_profiles(tf, real) if target is None else target)
+    means = [tf.einsum("bh,bap->hap", members, p) for p in profiles]
+    return tf.reduce_sum(tf.abs(means[0] - means[1]))
+
+
+def profile_bin(energy_gev: np.ndarray) -> np.ndarray:
+    """Index of the geant4-mean profile bin of each energy (clipped to the first and last bin)."""
+    low, _, width = PROFILE_BIN_GEV
+    return np.clip(((np.asarray(energy_gev) - low) // width).astype(np.int64), 0, N_PROFILE_BINS - 1)
+
+
+def mean_profiles(showers: data.Showers, chunk: int = 1024) -> np.ndarray:
+    """[bins, 3, 25] float32: mean unit-sum x, y, z profiles of ``showers`` in the PROFILE_BIN_GEV bins; a bin
+    without showers takes the nearest filled bin's (the lower one on a tie)."""
+    n = N_PROFILE_BINS
+    sums, counts = np.zeros((n, 3, SHOWER_SHAPE[0])), np.zeros(n)
+    for i in range(0, len(showers), chunk):
+        ecal, idx = showers.ecal[i:i + chunk], profile_bin(showers.energy[i:i + chunk])
+        p = np.stack([ecal.sum(axis=axes[:-1], dtype=np.float64) for axes in AXES], axis=1)  # no channel axis
+        p /= p.sum(axis=2, keepdims=True) + 1e-12
+        np.add.at(sums, idx, p)
+        np.add.at(counts, idx, 1)
+    nearest = _nearest_filled(counts)
+    return (sums[nearest] / counts[nearest, None, None]).astype(np.float32)
 
 
 def ema_decay_at(step: int, decay: float) -> float:
@@ -146,7 +216,9 @@ def ema_decay_at(step: int, decay: float) -> float:
 class Trainer:
     """The training copies of both networks, their optimizers, the EMA, the position, and one compiled step."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, reference: np.ndarray | None = None, spread: np.ndarray | None = None):
+        """``reference``: the [bins, 3, 25] mean profiles the profile loss aims at (profile_target geant4-mean);
+        ``spread``: the [bins] relative spread of the summed energy the spread loss aims at (spread_weight)."""
         import keras
         import tensorflow as tf
 
@@ -154,6 +226,13 @@ class Trainer:
         from gan.train_precision import training_copy
 
         self.tf, self.config = tf, config
+        if (reference is None) != (config.profile_target == "batch"):
+            raise ValueError(f"profile_target {config.profile_target!r} needs reference profiles if and only if "
+                             "it is not 'batch'")
+        self.reference = None if reference is None else tf.constant(reference, tf.float32)
+        if (spread is None) != (not config.spread_weight):
+            raise ValueError("spread_weight needs the reference spread if and only if it is not 0")
+        self.spread = None if spread is None else tf.constant(spread, tf.float32)
         keras.utils.set_random_seed(config.seed)  # weight initialisation and dropout
         self.generator = training_copy(build_generator(), config.precision)
         self.discriminator = training_copy(build_discriminator(), config.precision)
@@ -203,7 +282,14 @@ class Trainer:
                 out = g(z[k] * energy[:, None], training=True)
                 loss = self._loss(d(out, training=True), tf.ones_like(energy), energy, fake_sum)
                 if self.config.profile_weight:
-                    loss += self.config.profile_weight * profile_distance(tf, tf.cast(out, tf.float32), real, energy)
+                    loss += self.config.profile_weight * profile_distance(
+                        tf, tf.cast(out, tf.float32), real, energy, self._target_profiles(energy),
+                        self.config.profile_groups)
+                if self.config.spread_weight:
+                    sums = tf.reduce_sum(tf.cast(out, tf.float32), axis=(1, 2, 3, 4))
+                    loss += self.config.spread_weight * spread_distance(
+                        tf, sums, fake_sum, energy, tf.gather(self.spread, self._bin_index(energy)),
+                        self.config.profile_groups)
             grads = tape.gradient(loss, g.trainable_variables)
             self.g_opt.apply_gradients(zip(grads, g.trainable_variables, strict=True))
             g_loss += 0.5 * loss
@@ -214,6 +300,19 @@ class Trainer:
         self.iteration.assign_add(1)
         alive = tf.reduce_mean(tf.cast(fake > 0, tf.float32))
         return d_loss, g_loss, tf.reduce_sum(fake) / tf.reduce_sum(real), alive
+
+    def _target_profiles(self, energy):
+        """The reference profiles at each event's energy (``energy`` in units of ENERGY_SCALE_GEV), or None."""
+        if self.reference is None:
+            return None
+        return self.tf.gather(self.reference, self._bin_index(energy))
+
+    def _bin_index(self, energy):
+        """PROFILE_BIN_GEV bin of each energy (in units of ENERGY_SCALE_GEV), clipped to the first and last."""
+        tf = self.tf
+        low, _, width = PROFILE_BIN_GEV
+        index = tf.cast(tf.floor((energy * ENERGY_SCALE_GEV - low) / width), tf.int32)
+        return tf.clip_by_value(index, 0, N_PROFILE_BINS - 1)
 
     def restore(self, log) -> None:
         """The run's own latest checkpoint, else ``init_from``'s; then this run's learning rate."""
@@ -345,14 +444,17 @@ def train(config: TrainConfig, log=print) -> Path:
     showers, heldout = load_training_showers(config), load_heldout(config)
     sf = showers.ecal.sum(axis=(1, 2, 3), dtype=np.float64) / config.cell_scale / showers.energy
     fit = sampling_fraction_fit(showers.energy, sf)
-    trainer = Trainer(config)
+    trainer = Trainer(config, None if config.profile_target == "batch" else mean_profiles(showers),
+                      relative_spread(showers, fit, config.cell_scale) if config.spread_weight else None)
     trainer.restore(log)
     _trim_history(run_dir, int(trainer.iteration.numpy()))
     epoch, batch0 = (int(v) for v in trainer.position.numpy())
     n_batches = len(showers) // config.batch_size
     log(f"{len(showers)} training showers ({n_batches} batches of {config.batch_size}), {len(heldout)} held out; "
         f"resuming at epoch {epoch + 1}, batch {batch0}, iteration {int(trainer.iteration.numpy())} "
-        f"(learning rate {config.learning_rate:g}, profile weight {config.profile_weight:g})")
+        f"(learning rate {config.learning_rate:g}, profile weight {config.profile_weight:g}, "
+        f"target {config.profile_target}, {config.profile_groups} energy groups, spread weight "
+        f"{config.spread_weight:g})")
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -405,7 +507,7 @@ def _evaluate_and_record(trainer, heldout, iteration, epoch, log):
     meta = {"model": "3dgan-generator", "weights": "ema", "iteration": iteration, "epoch": round(epoch, 4),
             "data": [Path(p).name for p in config.data_paths], "holdout_events": config.holdout_events,
             "recipe": f"gan.train ({config.precision}, cells x{config.cell_scale:g}, EMA, lr {config.learning_rate:g}, "
-                      f"profile weight {config.profile_weight:g})"}
+                      f"profile weight {config.profile_weight:g}, target {config.profile_target})"}
     best = record_evaluation(run_dir, entry, generator, meta)
     log(f"evaluation at iteration {iteration} ({time.monotonic() - t0:.0f} s): score {result['score']:.3f}"
         f"{' (new best)' if best else ''}\n{agreement.format_table(rows, result)}", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gan.pretrained import shared_data_file
+from gan.train import PROFILE_TARGETS
 
 G4_FILES = (shared_data_file("g4_electrons_10-250GeV.h5"), shared_data_file("g4_electrons_10-250GeV_part2.h5"))
 HOLDOUT_EVENTS = 1120  # the first file's last events: the project's held-out Geant4 sample
@@ -20,7 +21,9 @@ def cmd_train(args) -> None:
                          holdout_events=args.holdout_events, eval_events=args.eval_events,
                          eval_per_event=args.eval_per_event, threads=args.threads,
                          checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
-                         profile_weight=args.profile_weight, init_from=args.init_from)
+                         profile_weight=args.profile_weight, profile_target=args.profile_target,
+                         profile_groups=args.profile_groups, spread_weight=args.spread_weight,
+                         init_from=args.init_from)
     print(f"best EMA generator -> {train(config)}")
 
 
@@ -60,6 +63,14 @@ def add_commands(sub, positive_int, seed_int) -> None:
     t.add_argument("--log-every", type=positive_int, default=50)
     t.add_argument("--profile-weight", type=float, default=0.0,
                    help="generator loss: weight of the L1 distance of the batch-mean x/y/z profiles to Geant4's")
+    t.add_argument("--profile-target", choices=PROFILE_TARGETS, default="batch",
+                   help="what the profile loss compares with: the real batch, or the training set's mean profiles "
+                        "in 10 GeV bins (no sampling noise)")
+    t.add_argument("--profile-groups", type=positive_int, default=2,
+                   help="the profile loss compares the means of this many energy groups of the batch")
+    t.add_argument("--spread-weight", type=float, default=0.0,
+                   help="generator loss: weight of the distance of the summed energy's relative spread (per energy "
+                        "group) to Geant4's")
     t.add_argument("--init-from", metavar="RUN_DIR",
                    help="start a new run from another run's latest checkpoint (weights, optimizers, EMA, position)")
     t.set_defaults(func=cmd_train)

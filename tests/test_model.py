@@ -119,13 +119,13 @@ def test_cern_weights_with_wrong_hash_are_refused(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_default_generator_makes_geant4_like_showers(g4_data_path):
     """Issue 12's criteria on the held-out events, at a seed other than the one the best checkpoint was chosen by:
-    those that held at every seed tried must hold; spread and shower maximum (on their band edges at seed 1,
-    outside at others) get the margins measured at seeds 2-5."""
+    those that held at every seed tried must hold; the spread (on its band edge at seed 1, 1.53-1.62x in one bin
+    at some others, where the held-out events' own spread is low) gets the margin measured at seeds 2-5."""
     from gan.evaluate import evaluate_weights
 
     evaluation = evaluate_weights("default", g4_data_path, 1120, seed=7, per_event=2)
     result, rows = evaluation["result"], evaluation["rows"]
     assert result["trend_ok"]
-    assert all(result["worst"][c] <= 1 for c in ("sf_ratio", "long_l1", "width_x_ratio", "width_y_ratio",
-                                                  "hits_ratio"))
-    assert max(r["spread_ratio"] for r in rows) < 1.75 and max(abs(r["max_layer_diff"]) for r in rows) <= 2
+    assert all(result["worst"][c] <= 1 for c in ("sf_ratio", "long_l1", "tmax_diff", "width_x_ratio",
+                                                  "width_y_ratio", "hits_ratio"))
+    assert max(r["spread_ratio"] for r in rows) < 1.75

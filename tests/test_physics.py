@@ -156,6 +156,20 @@ def test_cell_energy_spectrum_counts_positive_cells():
     np.testing.assert_array_equal(counts, [1, 1])
 
 
+def test_gamma_shower_max_recovers_a_gamma_profiles_maximum_and_its_shift():
+    t = np.arange(25) + 0.5
+    a, b = 4.0, 0.5  # t_max = (a - 1) / b = 6, i.e. layer 5.5
+    gamma = t ** (a - 1) * np.exp(-b * t)
+    deeper = (t - 3) ** (a - 1) * np.exp(-b * (t - 3)) * (t > 3)
+    np.testing.assert_allclose(physics.gamma_shower_max(np.stack([gamma, 7 * gamma])), [5.5, 5.5], atol=1e-9)
+    assert 2.5 < physics.gamma_shower_max(deeper[None])[0] - 5.5 < 3.5
+    spike, flat = np.zeros(25), np.zeros(25)
+    spike[4] = 1.0
+    assert np.isnan(physics.gamma_shower_max(np.stack([spike, flat]))).all()
+    with pytest.raises(ValueError, match="profiles must be"):
+        physics.gamma_shower_max(gamma)
+
+
 def test_energy_bin_index_edges():
     edges = physics.DEFAULT_ENERGY_EDGES_GEV
     assert edges[0] == 10 and edges[-1] == 250

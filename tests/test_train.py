@@ -134,12 +134,75 @@ def test_profile_distance_is_zero_for_the_same_showers_and_sees_a_shift_and_an_e
     assert deeper > 0.1 and edge > 0.01
 
 
+def test_profile_distance_to_target_profiles_is_the_distance_to_their_showers():
+    import tensorflow as tf
+
+    from gan.train import profile_distance, unit_profiles
+
+    energy = np.linspace(10, 250, 8).astype(np.float32)
+    real = tf.constant(synthetic_showers(energy, seed=3)[..., None].astype(np.float32))
+    deeper = tf.constant(np.roll(real.numpy(), 2, axis=3))
+    target = unit_profiles(tf, real)
+    assert float(profile_distance(tf, real, deeper, tf.constant(energy), target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(profile_distance(tf, deeper, deeper, tf.constant(energy), target)) == pytest.approx(
+        float(profile_distance(tf, deeper, real, tf.constant(energy))), rel=1e-5)
+    # a shift that cancels between the energy halves is seen by four groups
+    mixed = tf.constant(np.concatenate([np.roll(real.numpy()[:2], 1, axis=3), np.roll(real.numpy()[2:4], -1, axis=3),
+                                        real.numpy()[4:]]))
+    two, four = (float(profile_distance(tf, mixed, real, tf.constant(energy), groups=g)) for g in (2, 4))
+    assert four > two + 0.05
+
+
+def test_mean_profiles_per_10_gev_bin_and_the_trainers_lookup():
+    import tensorflow as tf
+
+    from gan.train import Trainer, mean_profiles, profile_bin, unit_profiles
+
+    energy = np.array([12.0, 18.0, 35.0], np.float32)
+    cells = synthetic_showers(energy, seed=4).astype(np.float32)
+    each = unit_profiles(tf, tf.constant(cells[..., None])).numpy()
+    table = mean_profiles(data.Showers(cells, energy))
+    assert table.shape == (24, 3, 25)
+    np.testing.assert_allclose(table[0], each[:2].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(table[2], each[2], rtol=1e-5)
+    np.testing.assert_array_equal(table[1], table[0])  # empty: the nearest filled bin, the lower on a tie
+    np.testing.assert_array_equal(table[23], table[2])
+    assert profile_bin(np.array([5.0, 10.0, 19.9, 20.0, 249.9, 300.0])).tolist() == [0, 0, 0, 1, 23, 23]
+    trainer = Trainer(TrainConfig(data_paths=(), profile_weight=1.0, profile_target="geant4-mean"), table)
+    looked_up = trainer._target_profiles(tf.constant([0.12, 0.35, 2.6]))  # energies in units of 100 GeV
+    np.testing.assert_array_equal(looked_up.numpy(), table[[0, 2, 23]])
+    with pytest.raises(ValueError, match="reference profiles"):
+        Trainer(TrainConfig(data_paths=(), profile_target="geant4-mean"))
+
+
+def test_spread_distance_is_zero_at_the_reference_spread_and_sees_a_wider_one():
+    import tensorflow as tf
+
+    from gan.train import relative_spread, spread_distance, target_sum
+
+    energy = np.repeat([20.0, 200.0], 500).astype(np.float32)
+    fit = np.array([0.0, 0.0, 0.02])  # sf = 2% at every energy
+    deviation = np.random.default_rng(5).choice([-1.0, 1.0], 1000) * np.repeat([0.05, 0.02], 500)
+    sums = target_sum(fit, energy, 100.0) * (1 + deviation)
+    cells = np.zeros((1000, 25, 25, 25), np.float32)
+    cells[:, 12, 12, 12] = sums
+    spread = relative_spread(data.Showers(cells, energy), fit, 100.0)
+    assert spread.shape == (24,) and spread[1] == pytest.approx(0.05, rel=1e-4)
+    assert spread[19] == pytest.approx(0.02, rel=1e-4)
+    reference = tf.constant(spread[[1] * 500 + [19] * 500])
+    args = (tf.constant(target_sum(fit, energy, 100.0)), tf.constant(energy / 100), reference)
+    assert float(spread_distance(tf, tf.constant(sums.astype(np.float32)), *args)) == pytest.approx(0, abs=1e-3)
+    wider = (target_sum(fit, energy, 100.0) * (1 + 1.5 * deviation)).astype(np.float32)
+    assert float(spread_distance(tf, tf.constant(wider), *args)) == pytest.approx(1.0, rel=1e-3)  # 0.5 per half
+
+
 @pytest.mark.slow
 def test_a_run_starts_from_another_runs_checkpoint_with_new_settings(g4_files, tmp_path, capsys):
     first = tmp_path / "first"
     train(config(g4_files, first, max_minutes=0.0))  # one iteration, checkpointed
     second = tmp_path / "second"
-    train(config(g4_files, second, learning_rate=3e-4, profile_weight=10.0, init_from=str(first), eval_per_event=2))
+    train(config(g4_files, second, learning_rate=3e-4, profile_weight=10.0, profile_target="geant4-mean",
+                 spread_weight=1.0, init_from=str(first), eval_per_event=2))
     out = capsys.readouterr().out
     assert "(init_from)" in out and "iteration 1" in out.split("(init_from)")[1].splitlines()[1]
     history = [json.loads(line) for line in (second / "history.jsonl").read_text().splitlines()]
@@ -147,6 +210,7 @@ def test_a_run_starts_from_another_runs_checkpoint_with_new_settings(g4_files, t
     assert all(b["n_gan"] == 2 * b["n_g4"] for h in history for b in h["bins"])  # eval_per_event
     saved = json.loads((second / "config.json").read_text())
     assert saved["init_from"] == str(first) and saved["profile_weight"] == 10.0
+    assert saved["profile_target"] == "geant4-mean" and "target geant4-mean" in out
     with pytest.raises(ValueError, match="no checkpoint"):
         train(config(g4_files, tmp_path / "third", init_from=str(tmp_path / "empty")))
 
@@ -157,7 +221,7 @@ def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(g4_files,
     cfg = config(g4_files, tmp_path)
     _check_config(tmp_path, cfg)
     saved = json.loads((tmp_path / "config.json").read_text())
-    del saved["profile_weight"], saved["init_from"]
+    del saved["profile_weight"], saved["init_from"], saved["profile_target"], saved["spread_weight"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     _check_config(tmp_path, cfg)  # no error: absent fields read as their defaults
     with pytest.raises(ValueError, match="profile_weight"):
