@@ -173,6 +173,8 @@ def test_mean_profiles_per_10_gev_bin_and_the_trainers_lookup():
     np.testing.assert_array_equal(looked_up.numpy(), table[[0, 2, 23]])
     with pytest.raises(ValueError, match="reference profiles"):
         Trainer(TrainConfig(data_paths=(), profile_target="geant4-mean"))
+    with pytest.raises(ValueError, match="profile_target must be one of"):
+        Trainer(TrainConfig(data_paths=(), profile_target="geant4"))
 
 
 def test_spread_distance_is_zero_at_the_reference_spread_and_sees_a_wider_one():
@@ -184,9 +186,7 @@ def test_spread_distance_is_zero_at_the_reference_spread_and_sees_a_wider_one():
     fit = np.array([0.0, 0.0, 0.02])  # sf = 2% at every energy
     deviation = np.random.default_rng(5).choice([-1.0, 1.0], 1000) * np.repeat([0.05, 0.02], 500)
     sums = target_sum(fit, energy, 100.0) * (1 + deviation)
-    cells = np.zeros((1000, 25, 25, 25), np.float32)
-    cells[:, 12, 12, 12] = sums
-    spread = relative_spread(data.Showers(cells, energy), fit, 100.0)
+    spread = relative_spread(sums, energy, fit, 100.0)
     assert spread.shape == (24,) and spread[1] == pytest.approx(0.05, rel=1e-4)
     assert spread[19] == pytest.approx(0.02, rel=1e-4)
     reference = tf.constant(spread[[1] * 500 + [19] * 500])
