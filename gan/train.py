@@ -510,8 +510,10 @@ def _evaluate_and_record(trainer, heldout, iteration, epoch, log):
              **result, "bins": rows}
     meta = {"model": "3dgan-generator", "weights": "ema", "iteration": iteration, "epoch": round(epoch, 4),
             "data": [Path(p).name for p in config.data_paths], "holdout_events": config.holdout_events,
-            "recipe": f"gan.train ({config.precision}, cells x{config.cell_scale:g}, EMA, lr {config.learning_rate:g}, "
-                      f"profile weight {config.profile_weight:g}, target {config.profile_target})"}
+            "recipe": f"gan.train ({config.precision}, cells x{config.cell_scale:g}, EMA {config.ema_decay:g}, "
+                      f"lr {config.learning_rate:g}, profile weight {config.profile_weight:g}, target "
+                      f"{config.profile_target}, {config.profile_groups} groups, "
+                      f"spread weight {config.spread_weight:g})"}
     best = record_evaluation(run_dir, entry, generator, meta)
     log(f"evaluation at iteration {iteration} ({time.monotonic() - t0:.0f} s): score {result['score']:.3f}"
         f"{' (new best)' if best else ''}\n{agreement.format_table(rows, result)}", flush=True)
